@@ -33,6 +33,7 @@ from .surrogate import ObservedData, Surrogate
 __all__ = [
     "Geometry",
     "Suggestion",
+    "band_position",
     "expected_improvement",
     "front_loss_at",
     "log_expected_improvement",
@@ -135,6 +136,14 @@ class Suggestion:
     note: str | None = None
 
 
+def band_position(k: int, *, seed: int) -> float:
+    """The k-th point of a golden-ratio (Weyl) sequence in ``[0, 1)``, offset by the seed: cost
+    bands of successive asks that cover the cost range evenly, with no clumps."""
+    golden = (math.sqrt(5.0) - 1.0) / 2.0
+    offset = (seed * 0.7548776662466927) % 1.0
+    return (offset + k * golden) % 1.0
+
+
 def _perturb(
     anchors: Tensor, n: int, *, radius: tuple[float, float], geometry: Geometry, generator: torch.Generator
 ) -> Tensor:
@@ -179,6 +188,7 @@ def suggest(
     max_log_cost: float | None = None,
     top_k: int = 5,
     band_width: float = 0.2,
+    band_position: float | None = None,
 ) -> Suggestion:
     """Choose the next point to evaluate.
 
@@ -194,6 +204,9 @@ def suggest(
         max_log_cost: drop candidates whose predicted log cost exceeds this.
         top_k: the winner is sampled among the ``top_k`` scores, in proportion to the score.
         band_width: width of the ask's cost band, as a fraction of the box's log-cost range.
+        band_position: where in ``[0, 1]`` along the log-cost range this ask's band lies; drawn
+            at random if None. Successive asks should pass a low-discrepancy sequence (see
+            :func:`band_position`) so that bands cover the range evenly.
 
     Returns:
         A :class:`Suggestion`; ``x`` is a rounded `d` tensor whose key is not in ``exclude``.
@@ -215,7 +228,9 @@ def suggest(
     lo_c, hi_c = float(box_cost.min()), float(box_cost.max())
     if max_log_cost is not None:
         hi_c = max(min(hi_c, max_log_cost), lo_c)
-    u = float(torch.rand(1, generator=generator, dtype=torch.float64))
+    if band_position is None:
+        band_position = float(torch.rand(1, generator=generator, dtype=torch.float64))
+    u = band_position
     band_center = lo_c + u * (hi_c - lo_c)
     band_half = max(band_width * (hi_c - lo_c) / 2, 1e-9)
 

@@ -196,8 +196,8 @@ class Surrogate:
     and ``warp`` maps raw losses into the same units.
     """
 
-    X_ok: Tensor
-    z_ok: Tensor
+    X_train: Tensor
+    z_train: Tensor
     loss_model: Any | None
     warp: LossWarp | None
     cost_model: Any | None
@@ -234,8 +234,8 @@ class Surrogate:
         if n_fail == 0:
             return torch.ones(X.shape[0], dtype=X.dtype)
         rate = (n_fail + 1.0) / (n + 2.0)
-        diff = (X.unsqueeze(-2) - self.X_all) / self.fail_lengthscale  # m x n x d
-        k = torch.exp(-0.5 * (diff**2).sum(-1))
+        dist = torch.cdist(X / self.fail_lengthscale, self.X_all / self.fail_lengthscale)  # m x n
+        k = torch.exp(-0.5 * dist**2)
         fails = (k * self.failed.to(X)).sum(-1)
         total = k.sum(-1)
         prior = 1.0  # pseudo-observations of the global failure rate
@@ -247,13 +247,13 @@ class Surrogate:
         if self.loss_model is None or X_pending.shape[0] == 0:
             return self
         mean, _ = self.loss(X_pending)
-        X = torch.cat([self.X_ok, X_pending])
-        z = torch.cat([self.z_ok, mean])
+        X = torch.cat([self.X_train, X_pending])
+        z = torch.cat([self.z_train, mean])
         model = _gp(X, z, linear_columns=self.loss_linear_columns)
         _load_hyperparameters(model, self.hyperparameters.get("loss"))
         model.eval()
         return Surrogate(
-            X_ok=X, z_ok=z, loss_model=model, warp=self.warp, cost_model=self.cost_model,
+            X_train=X, z_train=z, loss_model=model, warp=self.warp, cost_model=self.cost_model,
             cost_scale=self.cost_scale, X_all=self.X_all, failed=self.failed,
             fail_lengthscale=self.fail_lengthscale, loss_linear_columns=self.loss_linear_columns,
             hyperparameters=self.hyperparameters,
@@ -337,7 +337,7 @@ def fit_surrogate(
         fail_ls = torch.full((data.X.shape[-1],), 0.2, dtype=torch.float64)
 
     return Surrogate(
-        X_ok=X_fit, z_ok=z_fit, loss_model=loss_model, warp=warp, cost_model=cost_model,
+        X_train=X_fit, z_train=z_fit, loss_model=loss_model, warp=warp, cost_model=cost_model,
         cost_scale=cost_scale, X_all=data.X, failed=data.failed, fail_lengthscale=fail_ls,
         loss_linear_columns=list(scaling_columns), hyperparameters=new_hyper, notes=notes,
     )

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .acquisition import Geometry, pareto_mask, suggest
+from .acquisition import Geometry, band_position, pareto_mask, suggest
 from .space import ChoiceParam, SearchSpace
 from .surrogate import ObservedData, Surrogate, fit_surrogate
 from .trial import Observation, Trial
@@ -468,6 +468,7 @@ class Tuner:
             n_candidates=self.settings.n_candidates,
             sobol_fraction=self.settings.sobol_fraction,
             max_log_cost=math.log(cap) if cap is not None else None,
+            band_position=band_position(self._next_id, seed=self.seed),
         )
         config = self.space.to_configs(sug.x)[0]
         meta.update(
