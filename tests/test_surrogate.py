@@ -74,3 +74,17 @@ def test_loss_warp_is_monotone_and_invertible():
     z = w(y)
     assert (z[1:] > z[:-1]).all()
     assert torch.allclose(w.inverse(z), y)
+
+
+def test_exact_predictor_matches_botorchs_posterior():
+    import gpytorch
+
+    for n in (30, 900):  # 900: past GPyTorch's default Cholesky size, where it would iterate
+        data = _data(n, seed=2)
+        s = fit_surrogate(data, scaling_columns=[0], seed=0, max_fit_points=64)
+        C = torch.rand(50, 3, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+        mean, std = s.loss(C)
+        with torch.no_grad(), gpytorch.settings.max_cholesky_size(10_000):
+            post = s.loss_model.posterior(C)
+        assert torch.allclose(mean, post.mean.squeeze(-1), atol=1e-6)
+        assert torch.allclose(std, post.variance.squeeze(-1).sqrt(), atol=1e-5)
