@@ -187,7 +187,7 @@ def suggest(
     sobol_fraction: float = 0.2,
     max_log_cost: float | None = None,
     top_k: int = 5,
-    band_width: float = 0.2,
+    band_width: float = 0.1,
     band_position: float | None = None,
 ) -> Suggestion:
     """Choose the next point to evaluate.

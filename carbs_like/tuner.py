@@ -45,6 +45,8 @@ class TunerSettings:
         n_init: space-filling Sobol trials before the models take over (default ``max(8, 2 d)``).
         n_candidates: candidates scored per ask.
         sobol_fraction: share of candidates drawn over the whole box rather than around the front.
+        cost_band: width of each ask's cost band, as a fraction of the predicted log-cost range
+            (1 turns the bands off: every ask may go anywhere along the front).
         max_suggestion_cost: never suggest a config whose predicted cost exceeds this.
         rerun_probability: chance that an ask re-runs a front point (noisy fronts).
         max_repeats: at most this many runs of one config.
@@ -59,6 +61,7 @@ class TunerSettings:
     n_init: int | None = None
     n_candidates: int = 2000
     sobol_fraction: float = 0.2
+    cost_band: float = 0.1
     max_suggestion_cost: float | None = None
     rerun_probability: float = 0.05
     max_repeats: int = 2
@@ -75,6 +78,7 @@ class TunerSettings:
         check("n_init", self.n_init is None or (isinstance(self.n_init, int) and self.n_init >= 1), "an int >= 1 or None")
         check("n_candidates", isinstance(self.n_candidates, int) and self.n_candidates >= 10, "an int >= 10")
         check("sobol_fraction", 0.0 <= self.sobol_fraction <= 1.0, "in [0, 1]")
+        check("cost_band", 0.0 < self.cost_band <= 1.0, "in (0, 1]")
         check(
             "max_suggestion_cost",
             self.max_suggestion_cost is None or (self.max_suggestion_cost > 0 and math.isfinite(self.max_suggestion_cost)),
@@ -468,6 +472,7 @@ class Tuner:
             n_candidates=self.settings.n_candidates,
             sobol_fraction=self.settings.sobol_fraction,
             max_log_cost=math.log(cap) if cap is not None else None,
+            band_width=self.settings.cost_band,
             band_position=band_position(self._next_id, seed=self.seed),
         )
         config = self.space.to_configs(sug.x)[0]
