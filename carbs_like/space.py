@@ -113,6 +113,8 @@ class _NumericParam(Param):
                 )
         if self.scale is not None and self.scale <= self._min_scale:
             raise ValueError(f"{n}: scale must be > {self._min_scale:g}, got {self.scale:g}")
+        if not isinstance(self.integer, bool):
+            raise TypeError(f"{n}: integer must be True or False, got {self.integer!r}")
         if self.multiple is not None:
             if not self.integer:
                 raise ValueError(f"{n}: multiple={self.multiple} needs integer=True")
