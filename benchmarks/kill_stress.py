@@ -2,7 +2,8 @@
 
 A child process tunes the synthetic LLM landscape with the journal on (``Tuner(..., path=DIR)``),
 printing ``told <id>`` after each ``tell`` returns. The parent kills it with SIGKILL at a random
-moment, ``--kills`` times; each new child ``Tuner.resume``s the folder, re-runs the trials that
+moment (uniform between ``--min-wait`` and ``--max-wait`` seconds after it starts, the latter
+raised to 2.5x the slowest ask seen so that asks can finish between kills), ``--kills`` times; each new child ``Tuner.resume``s the folder, re-runs the trials that
 were pending at the kill, and tunes on. At the end the parent resumes the folder itself and checks
 that every trial acknowledged as told is there, once.
 
@@ -37,7 +38,7 @@ def child(folder: Path, seed: int) -> None:
     from carbs_like.journal import JOURNAL_FILE
 
     landscape = LLMLandscape()
-    settings = TunerSettings(n_candidates=200, fit_maxiter=20, max_fit_points=64)
+    settings = TunerSettings(n_candidates=200, fit_maxiter=10, max_fit_points=64)  # quick asks: more of them per round
     if (folder / JOURNAL_FILE).exists():
         tuner = Tuner.resume(folder)
     else:
@@ -47,7 +48,7 @@ def child(folder: Path, seed: int) -> None:
 
     def run(trial) -> None:
         loss, cost, failed = landscape.evaluate(trial.config, rng=rng)
-        time.sleep(float(rng.uniform(0.0, 0.05)))  # the "training run"
+        time.sleep(float(rng.uniform(0.1, 1.5)))  # the "training run": kills land here too
         tuner.tell(trial, loss=loss, cost=cost, failed=failed)
         print(f"told {trial.id} {trial.metadata.get('source', 'rerun-after-resume')}", flush=True)
 
@@ -55,8 +56,9 @@ def child(folder: Path, seed: int) -> None:
         print(f"rerun {trial.id}", flush=True)
         run(trial)
     while True:
+        start = time.perf_counter()
         trial = tuner.ask()
-        print(f"asked {trial.id}", flush=True)
+        print(f"asked {trial.id} {time.perf_counter() - start:.2f}", flush=True)
         run(trial)
 
 
@@ -66,6 +68,7 @@ def parent(*, kills: int, seed: int, min_wait: float, max_wait: float, folder: P
     told: list[int] = []
     reruns = torn = takeovers = 0
     sizes: list[int] = []
+    longest_ask = 0.0  # the kill window grows with it, so that asks can finish between kills
     for round_ in range(kills):
         stderr = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: warnings must not block the child
         proc = subprocess.Popen(
@@ -87,7 +90,7 @@ def parent(*, kills: int, seed: int, min_wait: float, max_wait: float, folder: P
             stderr.seek(0)
             print(stderr.read(), file=sys.stderr)
             raise RuntimeError("the child did not start")
-        time.sleep(rng.uniform(min_wait, max_wait))
+        time.sleep(rng.uniform(min_wait, max(max_wait, 2.5 * longest_ask + 2.0)))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         reader.join()
@@ -102,6 +105,7 @@ def parent(*, kills: int, seed: int, min_wait: float, max_wait: float, folder: P
         sizes.append(int(lines[0][1]))
         told += [int(w[1]) for w in lines if w[0] == "told"]
         reruns += sum(w[0] == "rerun" for w in lines)
+        longest_ask = max([longest_ask] + [float(w[2]) for w in lines if w[0] == "asked"])
         print(
             f"round {round_ + 1:2d}: resumed with {lines[0][1]} observations, {lines[0][2]} pending; "
             f"told {sum(w[0] == 'told' for w in lines)} before the kill",
@@ -138,8 +142,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--min-wait", type=float, default=0.5, help="seconds after the child is ready")
-    parser.add_argument("--max-wait", type=float, default=8.0)
+    parser.add_argument("--min-wait", type=float, default=1.0, help="seconds after the child is ready")
+    parser.add_argument("--max-wait", type=float, default=10.0)
     parser.add_argument("--dir", type=Path, default=None, help="journal folder (default: a temp folder)")
     parser.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .acquisition import Geometry, pareto_mask, suggest
+from .acquisition import Geometry, NumericalFault, pareto_mask, suggest
 from .space import ChoiceParam, SearchSpace
 from .surrogate import ObservedData, Surrogate, fit_surrogate
 from .trial import Observation, Trial
@@ -523,7 +523,7 @@ class Tuner:
         if surrogate.notes:
             meta["model_notes"] = list(surrogate.notes)
             for note in surrogate.notes:
-                warnings.warn(f"carbs_like: {note}; kept the previous hyperparameters", RuntimeWarning, stacklevel=3)
+                warnings.warn(f"carbs_like: {note}", RuntimeWarning, stacklevel=3)
 
         rerun = self._maybe_rerun(data, exclude_pending=set(self.space.keys(X_pending)) if pending else set())
         if rerun is not None:
@@ -531,17 +531,22 @@ class Tuner:
 
         generator = torch.Generator().manual_seed(int(self._rng.integers(2**62)))
         cap = self.settings.max_suggestion_cost
-        sug = suggest(
-            surrogate,
-            data,
-            X_pending,
-            geometry=self._geometry,
-            exclude=exclude,
-            generator=generator,
-            n_candidates=self.settings.n_candidates,
-            sobol_fraction=self.settings.sobol_fraction,
-            max_log_cost=math.log(cap) if cap is not None else None,
-        )
+        try:
+            sug = suggest(
+                surrogate,
+                data,
+                X_pending,
+                geometry=self._geometry,
+                exclude=exclude,
+                generator=generator,
+                n_candidates=self.settings.n_candidates,
+                sobol_fraction=self.settings.sobol_fraction,
+                max_log_cost=math.log(cap) if cap is not None else None,
+            )
+        except NumericalFault as e:
+            # The one fallback to a space-filling point: only for this fault, and reported.
+            warnings.warn(f"carbs_like: {e}; asked a Sobol point instead", RuntimeWarning, stacklevel=3)
+            return self._sobol_config(exclude), {**meta, "source": "sobol", "fallback": str(e)}
         config = self.space.to_configs(sug.x)[0]
         meta.update(
             source="acquisition",
@@ -551,6 +556,7 @@ class Tuner:
         )
         if sug.note:
             meta["note"] = sug.note
+            warnings.warn(f"carbs_like: {sug.note}", RuntimeWarning, stacklevel=3)
         return config, meta
 
     def _sobol_config(self, exclude: set) -> dict[str, Any]:

@@ -333,7 +333,7 @@ def extreme_observations(case: str) -> list[tuple[dict, float | None, float]]:
     if case == "one success among failures":
         return [(c, 3.0 if i == 0 else None, 1.0 + i) for i, c in enumerate(configs)]
     if case == "losses near the float limits":
-        return [(c, (1e300 if i % 2 else -1e300) + i, 1.0 + i) for i, c in enumerate(configs)]
+        return [(c, 1.7e308 if i % 2 else -1.7e308, 1.0 + i) for i, c in enumerate(configs)]
     raise AssertionError(case)
 
 
@@ -358,3 +358,47 @@ def test_ask_gives_a_valid_config_on_extreme_observations_and_reports_any_fallba
     assert all(any(n in str(w.message) for w in caught) for n in notes), "a fallback in metadata is also logged"
     assert trials[0].config != trials[1].config
     assert torch.get_default_dtype() == torch.float32  # nothing changed global torch state
+
+
+def nan_predictions(share: float):
+    """Wrap ``Surrogate.loss`` so that a share of the candidates get a NaN mean (a model fault);
+    the few observed points (the front) keep their predictions."""
+    from carbs_like.surrogate import Surrogate
+
+    original = Surrogate.loss
+
+    def loss(self, X):
+        mean, std = original(self, X)
+        bad = torch.arange(X.shape[0]) % 10 < 10 * share if X.shape[0] >= 10 else torch.zeros(X.shape[0], dtype=torch.bool)
+        return torch.where(bad, torch.full_like(mean, math.nan), mean), std
+
+    return loss
+
+
+def fitted_tuner() -> Tuner:
+    tuner = Tuner(make_space(), seed=0, settings=TunerSettings(**{**QUICK.__dict__, "rerun_probability": 0.0}))
+    for config, loss, cost in extreme_observations("equal losses")[:6]:
+        tuner.add(config, loss=loss + cost * 0.01, cost=cost)
+    return tuner
+
+
+def test_candidates_scored_nan_are_skipped_and_reported(monkeypatch):
+    from carbs_like.surrogate import Surrogate
+
+    tuner = fitted_tuner()
+    monkeypatch.setattr(Surrogate, "loss", nan_predictions(0.5))
+    with pytest.warns(RuntimeWarning, match="scored NaN"):
+        trial = tuner.ask()
+    assert trial.metadata["source"] == "acquisition" and "scored NaN" in trial.metadata["note"]
+    assert tuner.space.validate(trial.config) == trial.config
+
+
+def test_when_no_candidate_has_a_finite_score_ask_falls_back_to_sobol_and_says_so(monkeypatch):
+    from carbs_like.surrogate import Surrogate
+
+    tuner = fitted_tuner()
+    monkeypatch.setattr(Surrogate, "loss", nan_predictions(1.0))
+    with pytest.warns(RuntimeWarning, match="no candidate has a finite score; asked a Sobol point"):
+        trial = tuner.ask()
+    assert trial.metadata["source"] == "sobol" and "NaN" in trial.metadata["fallback"]
+    assert tuner.space.validate(trial.config) == trial.config
