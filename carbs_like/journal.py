@@ -31,6 +31,7 @@ Crash safety:
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import math
@@ -100,6 +101,8 @@ class Journal:
             JournalLockedError: another tuner has the folder open.
         """
         folder = Path(folder)
+        if folder.exists() and not folder.is_dir():
+            raise NotADirectoryError(f"path={str(folder)!r} is a file; a journal is a folder: give a folder path")
         folder.mkdir(parents=True, exist_ok=True)
         lock = _Lock.acquire(folder)
         file = folder / JOURNAL_FILE
@@ -129,12 +132,7 @@ class Journal:
                 event and this journal refuses further events: fix the cause, then ``Tuner.resume``.
             RuntimeError: the journal was closed, or an earlier write failed.
         """
-        if self._fd is None or self._failure is not None:
-            why = "it was closed" if self._failure is None else f"an earlier write failed ({self._failure})"
-            raise RuntimeError(
-                f"journal {self.folder} takes no more events: {why}. "
-                f"Continue with Tuner.resume({str(self.folder)!r})"
-            )
+        self.check_open()
         record: dict[str, Any] = {"event": event, "time": _now(), **payload}
         if event == "ask":
             record["state"] = tuner._dynamic_state()
@@ -144,13 +142,23 @@ class Journal:
             os.fsync(self._fd)
         except OSError as e:
             self._failure = f"{type(e).__name__}: {e}"
-            os.ftruncate(self._fd, self._size)  # may raise too: then the next resume cuts the torn line
+            with contextlib.suppress(OSError):  # if this fails too, the next resume cuts the torn line
+                os.ftruncate(self._fd, self._size)
             raise OSError(
                 e.errno,
                 f"could not journal the {event} event to {self.file} ({e.strerror}); the journal holds "
                 f"every earlier event. Fix the cause (e.g. free disk space), then Tuner.resume({str(self.folder)!r})",
             ) from e
         self._size += len(data)
+
+    def check_open(self) -> None:
+        """Raise a RuntimeError saying what to do if this journal takes no more events."""
+        if self._fd is None or self._failure is not None:
+            why = "it was closed" if self._failure is None else f"an earlier write failed ({self._failure})"
+            raise RuntimeError(
+                f"journal {self.folder} takes no more events: {why}. "
+                f"Continue with Tuner.resume({str(self.folder)!r})"
+            )
 
     @property
     def closed(self) -> bool:

@@ -14,7 +14,7 @@ import os
 import tempfile
 import warnings
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -157,6 +157,8 @@ class Tuner:
 
     def ask(self) -> Trial:
         """Suggest the next trial. Parallel asks (before their tells) return distinct configs."""
+        if self._journal is not None:
+            self._journal.check_open()  # fail before the work, not after
         trial = self._new_trial(*self._suggest())
         self._pending[trial.id] = trial
         self._record("ask", trial=trial.to_dict())
@@ -347,14 +349,17 @@ class Tuner:
             if trial.id in tuner._trials or trial.id >= tuner._next_id:
                 raise j.JournalError(f"{source}: trials[{i}]: id {trial.id} is repeated or not below next_id")
             tuner._trials[trial.id] = trial
+        observed: set[int] = set()
         for i, o in enumerate(j.require(data, "observations", list, source)):
             obs = j.decode_observation(o, tuner, f"{source}: observations[{i}]")
-            if obs.trial_id not in tuner._trials:
-                raise j.JournalError(f"{source}: observations[{i}]: trial_id {obs.trial_id} is not in 'trials'")
+            if obs.trial_id not in tuner._trials or obs.trial_id in observed:
+                raise j.JournalError(f"{source}: observations[{i}]: trial_id {obs.trial_id} is not in 'trials' or repeated")
+            observed.add(obs.trial_id)
             tuner._store(obs)
         for i, trial_id in enumerate(j.require(data, "pending", list, source)):
-            if trial_id not in tuner._trials or isinstance(trial_id, bool):
-                raise j.JournalError(f"{source}: pending[{i}]: {trial_id!r} is not a trial id in 'trials'")
+            is_id = isinstance(trial_id, int) and not isinstance(trial_id, bool)
+            if not is_id or trial_id not in tuner._trials or trial_id in observed or trial_id in tuner._pending:
+                raise j.JournalError(f"{source}: pending[{i}]: {trial_id!r} is not the id of an unobserved trial")
             tuner._pending[trial_id] = tuner._trials[trial_id]
         return tuner
 

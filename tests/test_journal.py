@@ -4,12 +4,12 @@ concurrent writers."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -31,8 +31,6 @@ def make_space() -> SearchSpace:
 
 def objective(config: dict) -> tuple[float, float]:
     n, lr = config["n_params"], config["lr"]
-    import math
-
     loss = 2.0 + 30.0 / n**0.3 + 0.1 * math.log(lr / (3e-3 * (n / 1e6) ** -0.5)) ** 2
     return loss, 6.0 * n * 1e9
 
