@@ -120,8 +120,12 @@ class Journal:
             "settings": asdict(tuner.settings),
             "seed": tuner.seed,
         }
-        _write_atomic(file, (json.dumps(header, allow_nan=False) + "\n").encode())
-        return cls(folder, lock)
+        try:
+            _write_atomic(file, (json.dumps(header, allow_nan=False) + "\n").encode())
+            return cls(folder, lock)
+        except BaseException:
+            lock.release()
+            raise
 
     def append(self, event: str, tuner: "Tuner", **payload: Any) -> None:
         """Write one event, flush and fsync it. An ``ask`` event also records the tuner's dynamic

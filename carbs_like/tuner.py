@@ -599,7 +599,8 @@ def _jsonable_rng(rng: np.random.Generator) -> dict[str, Any]:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON to ``path`` atomically: a temp file in the same folder, fsync, rename."""
+    """Write ``data`` as JSON to ``path`` atomically: a temp file in the same folder, fsync, rename,
+    fsync the folder (so the rename itself survives a power cut)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(data, indent=1, allow_nan=False)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -612,3 +613,8 @@ def write_json_atomic(path: Path, data: Any) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)

@@ -62,11 +62,21 @@ def assert_same_state(a: Tuner, b: Tuner) -> None:
     assert a._dynamic_state() == b._dynamic_state()
 
 
-def test_resume_rebuilds_the_exact_state_and_the_same_next_ask(tmp_path):
+@pytest.mark.parametrize(
+    ("steps", "settings"),
+    [
+        (9, SETTINGS),  # the last event is a tell: the next ask fits anew
+        # The last event is an ask left pending: the uninterrupted tuner reuses its cached models
+        # for the next ask, the resumed one rebuilds them from the journaled hyperparameters; and
+        # hyperparameters are only refitted when the data grew by half (conditioned in between).
+        (8, TunerSettings(**{**SETTINGS.__dict__, "refit_always_below": 0, "refit_growth": 1.5})),
+    ],
+)
+def test_resume_rebuilds_the_exact_state_and_the_same_next_ask(tmp_path, steps, settings):
     folder = tmp_path / "sweep"
-    journaled = Tuner(make_space(), seed=3, settings=SETTINGS, path=folder)
-    reference = Tuner(make_space(), seed=3, settings=SETTINGS)
-    drive([journaled, reference], steps=9)
+    journaled = Tuner(make_space(), seed=3, settings=settings, path=folder)
+    reference = Tuner(make_space(), seed=3, settings=settings)
+    drive([journaled, reference], steps=steps)
     journaled.close()
 
     resumed = Tuner.resume(folder)
