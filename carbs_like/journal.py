@@ -9,6 +9,16 @@
                       then one JSON object per event, written, flushed and fsync'd as it happens
       lock            who has the journal open (pid, host, time); an OS lock (flock) is held on it
 
+Each event line is a JSON object with ``event`` and ``time`` (UTC, ISO 8601) and its data:
+
+.. code-block:: text
+
+    {"event": "ask", "time": ..., "trial": {"id", "config", "metadata"},
+     "state": {"rng", "sobol_drawn", "next_id", "hyperparameters", "n_at_fit"}}
+    {"event": "tell", "time": ..., "observation": {"trial_id", "config", "loss", "cost", "failed", "metadata"}}
+    {"event": "add", "time": ..., "trial": {...}, "observation": {...}}
+    {"event": "forget", "time": ..., "trial_id": 7}
+
 ``Tuner.resume("runs/sweep")`` replays the events and rebuilds the exact state: the same
 observations, the pending trials (``tuner.pending``, which can be told, re-run or forgotten) and the
 same next ``ask()`` the uninterrupted tuner would have made. Replaying does no model fitting: an

@@ -240,8 +240,9 @@ class Surrogate:
         if n_fail == 0:
             return torch.ones(X.shape[0], dtype=X.dtype)
         rate = (n_fail + 1.0) / (n + 2.0)
-        diff = (X.unsqueeze(-2) - self.X_all) / self.fail_lengthscale  # m x n x d
-        k = torch.exp(-0.5 * (diff**2).sum(-1))
+        # m x n squared scaled distances, without an m x n x d intermediate (memory at large n).
+        sq = torch.cdist(X / self.fail_lengthscale, self.X_all / self.fail_lengthscale).square()
+        k = torch.exp(-0.5 * sq)
         fails = (k * self.failed.to(X)).sum(-1)
         total = k.sum(-1)
         prior = 1.0  # pseudo-observations of the global failure rate
