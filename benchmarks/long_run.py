@@ -9,6 +9,7 @@ observations, and only when the data grew by ``refit_growth``) and memory should
     python benchmarks/long_run.py --sample 25           # per window: 25 timed ask/tell rounds; the
                                                         #   rest imported with add() (random configs)
     python benchmarks/long_run.py --journal /tmp/sweep  # with the journal on, and time a resume
+    python benchmarks/long_run.py --sample 4 --threads 1 --journal /tmp/sweep   # what the report used
 
 ``--sample`` makes the run affordable on a small machine: latency depends mostly on the number of
 observations, which grows the same way. The objective is the synthetic LLM landscape.
@@ -50,6 +51,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--journal", type=Path, default=None, help="journal folder (must not hold a journal yet)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--steady", type=int, default=6, help="asks at the final size, to show RSS does not grow per ask")
     args = parser.parse_args()
 
     import numpy as np
@@ -109,6 +111,16 @@ def main() -> int:
                 )
                 latencies, cpu, fallbacks = [], [], 0
     print(f"total {time.perf_counter() - start:.0f} s; front: {len(tuner.pareto_front())} points")
+    if args.steady:
+        # At a fixed number of observations (ask, then forget), RSS must not creep up per ask.
+        rss = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            for _ in range(args.steady):
+                tuner.forget(tuner.ask())
+                gc.collect()
+                rss.append(rss_mb())
+        print(f"RSS MiB over {args.steady} more asks at {args.n} observations: {' '.join(f'{r:.0f}' for r in rss)}")
     if args.journal is not None:
         tuner.close()
         t0 = time.perf_counter()

@@ -285,10 +285,11 @@ def _tuner_from_header(tuner_class: type["Tuner"], header: dict[str, Any], where
 
 def decode_space(data: Mapping[str, Any], where: str) -> SearchSpace:
     """The :class:`SearchSpace` in ``data["space"]``."""
+    source = f"{where}: field 'space'"
     try:
-        return SearchSpace.from_dict(require(data, "space", dict, where), source=f"{where}: field 'space'")
+        return SearchSpace.from_dict(require(data, "space", dict, where), source=source)
     except (TypeError, ValueError) as e:
-        raise JournalError(str(e)) from None
+        raise JournalError(str(e) if str(e).startswith(source) else f"{source}: {e}") from None
 
 
 def decode_settings(data: Mapping[str, Any], where: str) -> "TunerSettings":
@@ -422,9 +423,11 @@ def _rng_state(data: dict[str, Any], where: str) -> dict[str, Any]:
     ok = (
         data.get("bit_generator") == "PCG64"
         and isinstance(inner, dict)
-        and all(_is_int(inner.get(k)) and inner[k] >= 0 for k in ("state", "inc"))
-        and _is_int(data.get("has_uint32"))
+        and all(_is_int(inner.get(k)) and 0 <= inner[k] < 2**128 for k in ("state", "inc"))
+        and data.get("has_uint32") in (0, 1)
+        and not isinstance(data.get("has_uint32"), bool)
         and _is_int(data.get("uinteger"))
+        and 0 <= data["uinteger"] < 2**32
     )
     if not ok:
         raise JournalError(f"{where}: not a numpy PCG64 generator state")
