@@ -356,6 +356,8 @@ def test_ask_gives_a_valid_config_on_extreme_observations_and_reports_any_fallba
             assert value is None or math.isfinite(value), f"{key} = {value}"
     notes = [n for t in trials for n in t.metadata.get("model_notes", [])]
     assert all(any(n in str(w.message) for w in caught) for n in notes), "a fallback in metadata is also logged"
+    if case == "losses near the float limits":
+        assert any("clipped" in n for n in notes), "the clipping of extreme losses is reported"
     assert trials[0].config != trials[1].config
     assert torch.get_default_dtype() == torch.float32  # nothing changed global torch state
 
