@@ -264,3 +264,13 @@ def test_events_are_on_disk_when_the_call_returns(tmp_path):
     assert [json.loads(line).get("event") for line in lines] == [None, "ask", "tell"]
     assert json.loads(lines[1])["state"]["next_id"] == 1
     tuner.close()
+
+
+def test_a_saved_snapshot_loads_to_the_same_state_and_next_ask(tmp_path):
+    tuner = Tuner(make_space(), seed=5, settings=SETTINGS)
+    drive([tuner], steps=8)
+    path = tuner.save(tmp_path / "tuner.json")
+    assert not list(tmp_path.glob(".*tmp"))  # the atomic write left no temp file
+    loaded = Tuner.load(path)
+    assert_same_state(loaded, tuner)
+    assert loaded.ask().to_dict() == tuner.ask().to_dict()
