@@ -90,7 +90,8 @@ def parent(*, kills: int, seed: int, min_wait: float, max_wait: float, folder: P
             stderr.seek(0)
             print(stderr.read(), file=sys.stderr)
             raise RuntimeError("the child did not start")
-        time.sleep(rng.uniform(min_wait, max(max_wait, 2.5 * longest_ask + 2.0)))
+        waited = rng.uniform(min_wait, max(max_wait, 2.5 * longest_ask + 2.0))
+        time.sleep(waited)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         reader.join()
@@ -105,7 +106,9 @@ def parent(*, kills: int, seed: int, min_wait: float, max_wait: float, folder: P
         sizes.append(int(lines[0][1]))
         told += [int(w[1]) for w in lines if w[0] == "told"]
         reruns += sum(w[0] == "rerun" for w in lines)
-        longest_ask = max([longest_ask] + [float(w[2]) for w in lines if w[0] == "asked"])
+        asks = [float(w[2]) for w in lines if w[0] == "asked"]
+        # No ask finished: one takes longer than this wait (e.g. the first model fit), so wait longer.
+        longest_ask = max([longest_ask, *asks] if asks else [longest_ask, waited])
         print(
             f"round {round_ + 1:2d}: resumed with {lines[0][1]} observations, {lines[0][2]} pending; "
             f"told {sum(w[0] == 'told' for w in lines)} before the kill",

@@ -553,12 +553,14 @@ class Tuner:
             warnings.warn(f"carbs_like: {e}; asked a Sobol point instead", RuntimeWarning, stacklevel=3)
             return self._sobol_config(exclude), {**meta, "source": "sobol", "fallback": str(e)}
         config = self.space.to_configs(sug.x)[0]
-        meta.update(
-            source="acquisition",
-            predicted_loss=sug.predicted_loss,
-            predicted_cost=sug.predicted_cost,
-            p_success=sug.p_success,
-        )
+        predictions = {
+            "predicted_loss": sug.predicted_loss,
+            "predicted_cost": sug.predicted_cost,
+            "p_success": sug.p_success,
+        }
+        # JSON (journal, save) has no inf/NaN: an overflowing prediction (exp of a huge log cost) is None.
+        meta.update(source="acquisition")
+        meta.update({k: v if v is None or math.isfinite(v) else None for k, v in predictions.items()})
         if sug.note:
             meta["note"] = sug.note
             warnings.warn(f"carbs_like: {sug.note}", RuntimeWarning, stacklevel=3)
