@@ -112,7 +112,7 @@ class Journal:
         """
         folder = Path(folder)
         if folder.exists() and not folder.is_dir():
-            raise NotADirectoryError(f"path={str(folder)!r} is a file; a journal is a folder: give a folder path")
+            raise NotADirectoryError(f"path={str(folder)!r} is a file; a journal is a folder: give a folder")
         folder.mkdir(parents=True, exist_ok=True)
         lock = _Lock.acquire(folder)
         file = folder / JOURNAL_FILE
@@ -161,7 +161,8 @@ class Journal:
             raise OSError(
                 e.errno,
                 f"could not journal the {event} event to {self.file} ({e.strerror}); the journal holds "
-                f"every earlier event. Fix the cause (e.g. free disk space), then Tuner.resume({str(self.folder)!r})",
+                f"every earlier event. Fix the cause (e.g. free disk space), then "
+                f"Tuner.resume({str(self.folder)!r})",
             ) from e
         self._size += len(data)
 
@@ -276,7 +277,9 @@ def _replay(tuner_class: type["Tuner"], lines: list[tuple[int, dict[str, Any]]],
 
 def _tuner_from_header(tuner_class: type["Tuner"], header: dict[str, Any], where: str) -> "Tuner":
     if header.get("format") != _FORMAT:
-        raise JournalError(f"{where}: field 'format' is {header.get('format')!r}, not {_FORMAT!r}: not a carbs_like journal")
+        raise JournalError(
+            f"{where}: field 'format' is {header.get('format')!r}, not {_FORMAT!r}: not a carbs_like journal"
+        )
     check_version(header.get("version"), JOURNAL_VERSION, where=where, what="journal")
     space = decode_space(header, where)
     settings = decode_settings(header, where)
@@ -317,7 +320,9 @@ def check_version(version: Any, expected: int, *, where: str, what: str) -> None
         hint = "it was written by an older carbs_like, which this one cannot read"
     else:
         hint = "the field is missing or not an int: the file is corrupt"
-    raise JournalError(f"{where}: field 'version' is {version!r}, this carbs_like reads {what} version {expected}: {hint}")
+    raise JournalError(
+        f"{where}: field 'version' is {version!r}, this carbs_like reads {what} version {expected}: {hint}"
+    )
 
 
 def _apply_ask(tuner: "Tuner", record: dict[str, Any], where: str) -> None:
@@ -329,11 +334,11 @@ def _apply_ask(tuner: "Tuner", record: dict[str, Any], where: str) -> None:
     tuner._pending[trial.id] = trial
     set_dynamic_state(tuner, state, where=f"{where}: field 'state'")
     if tuner._next_id <= trial.id:
-        raise JournalError(f"{where}: field 'state.next_id' ({tuner._next_id}) must exceed the trial id {trial.id}")
+        raise JournalError(f"{where}: field 'state.next_id' ({tuner._next_id}) must exceed trial id {trial.id}")
 
 
 def _apply_tell(tuner: "Tuner", record: dict[str, Any], where: str) -> None:
-    obs = decode_observation(require(record, "observation", dict, where), tuner, f"{where}: field 'observation'")
+    obs = decode_observation(require(record, "observation", dict, where), tuner, f"{where}: 'observation'")
     trial = tuner._pending.get(obs.trial_id)
     if trial is None:
         raise JournalError(f"{where}: field 'observation.trial_id': trial {obs.trial_id} is not pending there")
@@ -345,7 +350,7 @@ def _apply_tell(tuner: "Tuner", record: dict[str, Any], where: str) -> None:
 
 def _apply_add(tuner: "Tuner", record: dict[str, Any], where: str) -> None:
     trial = decode_trial(require(record, "trial", dict, where), tuner.space, f"{where}: field 'trial'")
-    obs = decode_observation(require(record, "observation", dict, where), tuner, f"{where}: field 'observation'")
+    obs = decode_observation(require(record, "observation", dict, where), tuner, f"{where}: 'observation'")
     if trial.id != tuner._next_id or obs.trial_id != trial.id or obs.config != trial.config:
         raise JournalError(
             f"{where}: field 'trial.id' / 'observation': expected trial {tuner._next_id} with the same "
@@ -378,7 +383,8 @@ def decode_trial(data: Any, space: SearchSpace, where: str) -> Trial:
         config = space.validate(config)
     except (TypeError, ValueError) as e:
         raise JournalError(f"{where}: field 'config': {e}") from None
-    return Trial(id=require_int(data, "id", where), config=config, metadata=dict(require(data, "metadata", dict, where)))
+    metadata = dict(require(data, "metadata", dict, where))
+    return Trial(id=require_int(data, "id", where), config=config, metadata=metadata)
 
 
 def decode_observation(data: Any, tuner: "Tuner", where: str) -> Observation:
