@@ -14,14 +14,14 @@ import os
 import tempfile
 import warnings
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from .acquisition import Geometry, band_position, pareto_mask, suggest
+from .acquisition import Geometry, NumericalFault, band_position, pareto_mask, suggest
 from .space import ChoiceParam, SearchSpace
 from .surrogate import ObservedData, Surrogate, fit_surrogate
 from .trial import Observation, Trial
@@ -87,6 +87,11 @@ class TunerSettings:
         check("rerun_probability", 0.0 <= self.rerun_probability <= 1.0, "in [0, 1]")
         check("max_repeats", isinstance(self.max_repeats, int) and self.max_repeats >= 1, "an int >= 1")
         check("refit_growth", self.refit_growth >= 1.0, ">= 1")
+        check(
+            "refit_always_below",
+            isinstance(self.refit_always_below, int) and self.refit_always_below >= 0,
+            "an int >= 0",
+        )
         check("max_fit_points", isinstance(self.max_fit_points, int) and self.max_fit_points >= 8, "an int >= 8")
         check("fit_maxiter", isinstance(self.fit_maxiter, int) and self.fit_maxiter >= 1, "an int >= 1")
 
@@ -156,6 +161,8 @@ class Tuner:
 
     def ask(self) -> Trial:
         """Suggest the next trial. Parallel asks (before their tells) return distinct configs."""
+        if self._journal is not None:
+            self._journal.check_open()  # fail before the work, not after
         trial = self._new_trial(*self._suggest())
         self._pending[trial.id] = trial
         self._record("ask", trial=trial.to_dict())
@@ -190,9 +197,9 @@ class Tuner:
                 raise KeyError(f"trial {trial_id} is not pending: it was already told or forgotten")
             raise KeyError(f"unknown trial id {trial_id!r}: ask() for a trial first, or add() a finished run")
         obs = self._observation(trial_id, self._pending[trial_id].config, loss, cost, failed, metadata)
+        self._record("tell", observation=obs.to_dict())  # journal first: a failed write changes nothing
         del self._pending[trial_id]
         self._store(obs)
-        self._record("tell", observation=obs.to_dict())
         return obs
 
     def forget(self, trial: Trial | int) -> None:
@@ -200,8 +207,8 @@ class Tuner:
         trial_id = self._trial_id(trial)
         if trial_id not in self._pending:
             raise KeyError(f"trial {trial_id!r} is not pending, so there is nothing to forget")
-        del self._pending[trial_id]
         self._record("forget", trial_id=trial_id)
+        del self._pending[trial_id]
 
     def add(
         self,
@@ -221,10 +228,10 @@ class Tuner:
         config = self.space.validate(config)
         obs = self._observation(self._next_id, config, loss, cost, failed, metadata)
         trial = Trial(id=self._next_id, config=config, metadata={"source": "add"})
+        self._record("add", trial=trial.to_dict(), observation=obs.to_dict())
         self._next_id += 1
         self._trials[trial.id] = trial
         self._store(obs)
-        self._record("add", trial=trial.to_dict(), observation=obs.to_dict())
         return obs
 
     @property
@@ -300,56 +307,127 @@ class Tuner:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Tuner":
-        """Load a tuner saved with ``save``. Its next ``ask()`` equals the original's."""
+        """Load a tuner saved with ``save``. Its next ``ask()`` equals the original's.
+
+        Raises:
+            ValueError: the file is not valid JSON, not a checkpoint, of another version, or has a
+                missing or malformed field (the message names it).
+        """
+        from .journal import loads
+
         path = Path(path)
         try:
-            data = json.loads(path.read_text())
+            data = loads(path.read_bytes().decode("utf-8"))
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}: not a valid checkpoint (corrupt JSON at line {e.lineno}: {e.msg})") from None
+        except (UnicodeDecodeError, ValueError) as e:
+            raise ValueError(f"{path}: not a valid checkpoint ({e})") from None
         return cls.from_state_dict(data, source=str(path))
 
     @classmethod
     def from_state_dict(cls, data: Any, *, source: str = "checkpoint") -> "Tuner":
-        """Rebuild a tuner from ``state_dict()`` data, checking the format and version."""
+        """Rebuild a tuner from ``state_dict()`` data, checking the format, version and every field.
+
+        Raises:
+            ValueError: a wrong format or version, or a missing or malformed field (named).
+        """
+        from . import journal as j
+
         if not isinstance(data, dict) or data.get("format") != _FORMAT:
             raise ValueError(f"{source}: not a carbs_like tuner checkpoint (no 'format': '{_FORMAT}')")
-        version = data.get("version")
-        if version != FORMAT_VERSION:
-            newer = isinstance(version, int) and version > FORMAT_VERSION
-            raise ValueError(
-                f"{source}: checkpoint format version {version!r}, this carbs_like reads version "
-                f"{FORMAT_VERSION}" + ("; upgrade carbs_like to read it" if newer else "")
-            )
-        try:
-            space = SearchSpace.from_dict(data["space"], source=f"{source}: space")
-            names = {f.name for f in fields(TunerSettings)}
-            settings = TunerSettings(**{k: v for k, v in data["settings"].items() if k in names})
-            tuner = cls(space, seed=data["seed"], settings=settings)
-            tuner._rng.bit_generator.state = data["rng"]
-            tuner._sobol_seed = int(data["sobol"]["seed"])
-            tuner._sobol_drawn = int(data["sobol"]["drawn"])
-            for t in data["trials"]:
-                trial = Trial(id=int(t["id"]), config=space.validate(t["config"]), metadata=dict(t["metadata"]))
-                tuner._trials[trial.id] = trial
-            for o in data["observations"]:
-                obs = Observation(
-                    trial_id=int(o["trial_id"]), config=space.validate(o["config"]),
-                    loss=None if o["loss"] is None else float(o["loss"]), cost=float(o["cost"]),
-                    failed=bool(o["failed"]), metadata=dict(o["metadata"]),
-                )
-                tuner._store(obs)
-            tuner._pending = {int(i): tuner._trials[int(i)] for i in data["pending"]}
-            tuner._next_id = int(data["next_id"])
-            tuner._hyper = data["model"]["hyperparameters"]
-            tuner._n_at_fit = int(data["model"]["n_at_fit"])
-        except (KeyError, TypeError) as e:
-            raise ValueError(f"{source}: corrupt checkpoint, missing or malformed field {e}") from None
+        j.check_version(data.get("version"), FORMAT_VERSION, where=source, what="checkpoint")
+        tuner = cls(
+            j.decode_space(data, source), seed=j.require_int(data, "seed", source),
+            settings=j.decode_settings(data, source),
+        )
+        sobol = j.require(data, "sobol", dict, source)
+        model = j.require(data, "model", dict, source)
+        tuner._sobol_seed = j.require_int(sobol, "seed", f"{source}: field 'sobol'")
+        state = {
+            "rng": data.get("rng"), "sobol_drawn": sobol.get("drawn"), "next_id": data.get("next_id"),
+            "hyperparameters": model.get("hyperparameters"), "n_at_fit": model.get("n_at_fit"),
+        }
+        j.set_dynamic_state(tuner, state, where=source)
+        for i, t in enumerate(j.require(data, "trials", list, source)):
+            trial = j.decode_trial(t, tuner.space, f"{source}: trials[{i}]")
+            if trial.id in tuner._trials or trial.id >= tuner._next_id:
+                raise j.JournalError(f"{source}: trials[{i}]: id {trial.id} is repeated or not below next_id")
+            tuner._trials[trial.id] = trial
+        observed: set[int] = set()
+        for i, o in enumerate(j.require(data, "observations", list, source)):
+            obs = j.decode_observation(o, tuner, f"{source}: observations[{i}]")
+            if obs.trial_id not in tuner._trials or obs.trial_id in observed:
+                raise j.JournalError(f"{source}: observations[{i}]: trial_id {obs.trial_id} is not in 'trials' or repeated")
+            observed.add(obs.trial_id)
+            tuner._store(obs)
+        for i, trial_id in enumerate(j.require(data, "pending", list, source)):
+            is_id = isinstance(trial_id, int) and not isinstance(trial_id, bool)
+            if not is_id or trial_id not in tuner._trials or trial_id in observed or trial_id in tuner._pending:
+                raise j.JournalError(f"{source}: pending[{i}]: {trial_id!r} is not the id of an unobserved trial")
+            tuner._pending[trial_id] = tuner._trials[trial_id]
         return tuner
+
+    @classmethod
+    def resume(cls, path: str | os.PathLike) -> "Tuner":
+        """Rebuild the exact state of a journaled tuner (``Tuner(space, path=...)``) after a crash or
+        kill, and keep journaling to the same folder.
+
+        The observations are those told before the crash; trials that were pending are in
+        ``tuner.pending`` (tell them, or ``forget`` them and ask again); the next ``ask()`` is the
+        one the uninterrupted tuner would have made. A torn last line (a crash mid-write) is
+        ignored with a warning and cut off.
+
+        Raises:
+            FileNotFoundError: ``path`` holds no journal.
+            JournalLockedError: another tuner has the journal open (the message names it).
+            JournalError: the journal is corrupt before its last line, or of another version
+                (the message names the line and field).
+        """
+        from .journal import resume
+
+        return resume(path, cls)
+
+    def close(self) -> None:
+        """Stop journaling and release the journal's lock (a no-op without a journal).
+
+        The tuner can still be inspected; further ask/tell/add/forget raise. Also called on
+        ``with Tuner(...) as tuner:`` exit and at interpreter exit.
+        """
+        if self._journal is not None:
+            self._journal.close()
+
+    def __enter__(self) -> "Tuner":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # ------------------------------------------------------------------ internals -----------
     def _record(self, event: str, **payload: Any) -> None:
         if self._journal is not None:
             self._journal.append(event, self, **payload)
+
+    def _dynamic_state(self) -> dict[str, Any]:
+        """What an ask changes besides the trials: the RNG, the Sobol position, the next id and the
+        GP hyperparameters. The journal records it with every ask, so replay needs no fitting."""
+        return {
+            "rng": _jsonable_rng(self._rng),
+            "sobol_drawn": self._sobol_drawn,
+            "next_id": self._next_id,
+            "hyperparameters": self._hyper,
+            "n_at_fit": self._n_at_fit,
+        }
+
+    def _restore_dynamic_state(
+        self, *, rng: dict[str, Any], sobol_drawn: int, next_id: int,
+        hyperparameters: dict[str, dict[str, list[float]]] | None, n_at_fit: int,
+    ) -> None:
+        self._rng.bit_generator.state = rng
+        self._sobol_drawn = sobol_drawn
+        self._next_id = next_id
+        self._hyper = hyperparameters
+        self._n_at_fit = n_at_fit
+        self._surrogate = None
 
     def _trial_id(self, trial: Trial | int) -> int:
         if isinstance(trial, Trial):
@@ -454,7 +532,7 @@ class Tuner:
         if surrogate.notes:
             meta["model_notes"] = list(surrogate.notes)
             for note in surrogate.notes:
-                warnings.warn(f"carbs_like: {note}; kept the previous hyperparameters", RuntimeWarning, stacklevel=3)
+                warnings.warn(f"carbs_like: {note}", RuntimeWarning, stacklevel=3)
 
         rerun = self._maybe_rerun(data, exclude_pending=set(self.space.keys(X_pending)) if pending else set())
         if rerun is not None:
@@ -462,28 +540,36 @@ class Tuner:
 
         generator = torch.Generator().manual_seed(int(self._rng.integers(2**62)))
         cap = self.settings.max_suggestion_cost
-        sug = suggest(
-            surrogate,
-            data,
-            X_pending,
-            geometry=self._geometry,
-            exclude=exclude,
-            generator=generator,
-            n_candidates=self.settings.n_candidates,
-            sobol_fraction=self.settings.sobol_fraction,
-            max_log_cost=math.log(cap) if cap is not None else None,
-            band_width=self.settings.cost_band,
-            band_position=band_position(self._next_id, seed=self.seed),
-        )
+        try:
+            sug = suggest(
+                surrogate,
+                data,
+                X_pending,
+                geometry=self._geometry,
+                exclude=exclude,
+                generator=generator,
+                n_candidates=self.settings.n_candidates,
+                sobol_fraction=self.settings.sobol_fraction,
+                max_log_cost=math.log(cap) if cap is not None else None,
+                band_width=self.settings.cost_band,
+                band_position=band_position(self._next_id, seed=self.seed),
+            )
+        except NumericalFault as e:
+            # The one fallback to a space-filling point: only for this fault, and reported.
+            warnings.warn(f"carbs_like: {e}; asked a Sobol point instead", RuntimeWarning, stacklevel=3)
+            return self._sobol_config(exclude), {**meta, "source": "sobol", "fallback": str(e)}
         config = self.space.to_configs(sug.x)[0]
-        meta.update(
-            source="acquisition",
-            predicted_loss=sug.predicted_loss,
-            predicted_cost=sug.predicted_cost,
-            p_success=sug.p_success,
-        )
+        predictions = {
+            "predicted_loss": sug.predicted_loss,
+            "predicted_cost": sug.predicted_cost,
+            "p_success": sug.p_success,
+        }
+        # JSON (journal, save) has no inf/NaN: an overflowing prediction (exp of a huge log cost) is None.
+        meta.update(source="acquisition")
+        meta.update({k: v if v is None or math.isfinite(v) else None for k, v in predictions.items()})
         if sug.note:
             meta["note"] = sug.note
+            warnings.warn(f"carbs_like: {sug.note}", RuntimeWarning, stacklevel=3)
         return config, meta
 
     def _sobol_config(self, exclude: set) -> dict[str, Any]:
@@ -521,7 +607,8 @@ def _jsonable_rng(rng: np.random.Generator) -> dict[str, Any]:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON to ``path`` atomically: a temp file in the same folder, fsync, rename."""
+    """Write ``data`` as JSON to ``path`` atomically: a temp file in the same folder, fsync, rename,
+    fsync the folder (so the rename itself survives a power cut)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(data, indent=1, allow_nan=False)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -534,3 +621,8 @@ def write_json_atomic(path: Path, data: Any) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
