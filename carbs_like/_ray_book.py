@@ -141,9 +141,10 @@ def hopeless(
         return False
     target = min(best)
     cost_now, loss_now = curve[-1]
+    recent = curve[-(window + 1) :]
     slopes = [
         (l1 - l0) / math.log(c1 / c0)
-        for (c0, l0), (c1, l1) in zip(curve[-window - 1 : -1], curve[-window:])
+        for (c0, l0), (c1, l1) in zip(recent[:-1], recent[1:])
         if c0 > 0 and c1 > c0
     ]
     rate = min([0.0, *slopes])  # <= 0: the steepest fall seen lately (none: no fall)

@@ -316,7 +316,6 @@ class CarbsSearcher(Searcher):
                 "done": dict(self._done),
                 "n_suggested": self._n_suggested,
                 "spent": self._spent,
-                "front": [list(p) for p in self._front],
                 "finished": self._finished,
             }
 
@@ -339,7 +338,6 @@ class CarbsSearcher(Searcher):
             self._done = dict(state["done"])
             self._n_suggested = int(state["n_suggested"])
             self._spent = float(state["spent"])
-            self._front = [tuple(p) for p in state["front"]]
             self._finished = bool(state["finished"])
         self._wake_worker()
 
@@ -382,7 +380,6 @@ class CarbsSearcher(Searcher):
         self._done: dict[str, int | None] = {}
         self._n_suggested = 0
         self._spent = 0.0
-        self._front: list[tuple[float, float]] = []  # (cost, loss) of untruncated ok observations
         self._finished = False
 
     def _resources_of(self, live: LiveTrial) -> Mapping[str, float] | None:
@@ -448,7 +445,9 @@ class CarbsSearcher(Searcher):
     def front(self) -> list[tuple[float, float]]:
         """``(cost, loss)`` of finished, untruncated, successful trials (losses as minimised)."""
         with self._book_lock:
-            return list(self._front)
+            queued = [op for op in self._inbox if op["op"] != "forget"]
+        told = [o.to_dict() for o in list(self._tuner._observations)]  # appends are atomic
+        return _front_of(told + queued)
 
     def _settle(self, trial_id: str, live: LiveTrial, *, error: bool, ran: bool) -> None:
         """Queue the tell (or add, or forget) for a trial that ended. Caller holds the book lock."""
@@ -479,8 +478,6 @@ class CarbsSearcher(Searcher):
         self._inbox.append(op)
         self._done[trial_id] = live.tuner_id
         self._spent += cost
-        if not failed and not live.truncated:
-            self._front.append((cost, loss))
 
     # ------------------------------------------------------------------ the worker ---------
     def _wake_worker(self) -> None:
@@ -732,6 +729,14 @@ class CarbsScheduler(FIFOScheduler):
 
 
 # ---------------------------------------------------------------------- helpers --------------
+def _front_of(records: list[dict[str, Any]]) -> list[tuple[float, float]]:
+    """``(cost, loss)`` of the successful, untruncated observations among told or queued records."""
+    return [
+        (float(r["cost"]), float(r["loss"])) for r in records
+        if not r["failed"] and r["loss"] is not None and not r["metadata"].get("truncated", False)
+    ]
+
+
 def _check_mode(mode: str) -> None:
     if mode not in ("min", "max"):
         raise ValueError(f"mode={mode!r}: must be 'min' or 'max'")
