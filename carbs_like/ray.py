@@ -514,7 +514,9 @@ class CarbsSearcher(Searcher):
                 return False
             trial = self._tuner.ask()
             with self._book_lock:
-                if stale is not None and stale in self._ready:
+                if self._finished:  # the search ended while this trial was being asked
+                    self._tuner.forget(trial.id)
+                elif stale is not None and stale in self._ready:
                     self._ready[self._ready.index(stale)] = trial
                     self._tuner.forget(stale.id)
                 else:
