@@ -339,7 +339,6 @@ class CarbsSearcher(Searcher):
             self._n_suggested = int(state["n_suggested"])
             self._spent = float(state["spent"])
             self._finished = bool(state["finished"])
-        self._wake_worker()
 
     def __getstate__(self) -> dict[str, Any]:
         # Tune cloudpickles the searcher into its experiment: store JSON data, never the tuner object.
@@ -372,6 +371,7 @@ class CarbsSearcher(Searcher):
         # Observations the tuner had when each ready trial was asked (not saved: after a restore
         # every ready trial counts as fresh).
         self._asked_at: dict[int, int] = {}
+        self._refit_n_ok = 0  # successful observations at the worker's last hyperparameter refit
 
     def _reset_book(self) -> None:
         self._inbox: deque[dict[str, Any]] = deque()  # tells not yet applied to the tuner
@@ -497,33 +497,66 @@ class CarbsSearcher(Searcher):
             raise RuntimeError("carbs_like: the CarbsSearcher background thread failed") from self._worker_error
 
     def _work_once(self) -> bool:
-        """One step of the worker: tell what arrived, then ask one trial ahead if one is wanted.
+        """One step of the worker; returns True if it did something (more may be waiting).
 
-        In the background it also re-asks a ready trial that new observations made stale, so
-        ``suggest`` hands out trials chosen with the freshest model.
-
-        Returns:
-            True if it asked (more work may be waiting), False if there was nothing to ask.
+        In order: tell what arrived; ask a trial ahead if fewer than ``n_ready`` are ready (with
+        the current hyperparameters: conditioning the GPs and the acquisition only); refit the GP
+        hyperparameters when new observations call for it, outside the tuner lock; re-ask a
+        ready trial that is older than the newest observations. So ``suggest`` has trials ready
+        soon after each result, and they come from the freshest model. Without a background
+        thread (``background=False``) it only asks, the usual way, when no trial is ready.
         """
+        if not self._background:
+            with self._tuner_lock:
+                self._apply_inbox()
+                if self._wants_ask(ahead=1):
+                    self._ask_ahead(stale=None, refit=True)
+                    return True
+            return False
         with self._tuner_lock:
             self._apply_inbox()
-            with self._book_lock:
-                want = self._wants_ask(ahead=self._n_ready if self._background else 1)
-                stale = self._stale_ready() if self._background and not want else None
-            if not want and stale is None:
-                return False
-            trial = self._tuner.ask()
-            with self._book_lock:
-                if self._finished:  # the search ended while this trial was being asked
-                    self._tuner.forget(trial.id)
-                elif stale is not None and stale in self._ready:
-                    self._ready[self._ready.index(stale)] = trial
-                    self._tuner.forget(stale.id)
-                else:
-                    self._ready.append(trial)
-                self._asked_at[trial.id] = len(self._tuner._observations)
-                self._snapshot = self._tuner.state_dict()
+            if self._wants_ask(ahead=self._n_ready):
+                self._ask_ahead(stale=None, refit=False)
+                return True
+            data = self._tuner._data() if self._wants_refit() else None
+        if data is not None:
+            surrogate = self._tuner.refit_surrogate(data)  # the slow part, outside the lock
+            with self._tuner_lock:
+                self._tuner.use_surrogate(surrogate, data)
+                self._refit_n_ok = int(data.ok.sum())
+                with self._book_lock:
+                    self._snapshot = self._tuner.state_dict()
             return True
+        with self._tuner_lock:
+            stale = self._stale_ready()
+            if stale is None:
+                return False
+            self._ask_ahead(stale=stale, refit=False)
+            return True
+
+    def _ask_ahead(self, *, stale: Trial | None, refit: bool) -> None:
+        """Ask a trial into the ready queue, replacing ``stale`` if it is still there. Holds the tuner lock."""
+        trial = self._tuner.ask(refit=refit)
+        with self._book_lock:
+            if self._finished:  # the search ended while this trial was being asked
+                self._tuner.forget(trial.id)
+            elif stale is not None and stale in self._ready:
+                self._ready[self._ready.index(stale)] = trial
+                self._tuner.forget(stale.id)
+            else:
+                self._ready.append(trial)
+            self._asked_at[trial.id] = len(self._tuner._observations)
+            self._snapshot = self._tuner.state_dict()
+
+    def _wants_refit(self) -> bool:
+        """New observations call for new GP hyperparameters (the tuner's refit settings), and a
+        model is in use (past the space-filling trials). Holds the tuner lock."""
+        tuner, s = self._tuner, self._tuner.settings
+        n_ok = sum(not o.failed for o in tuner._observations)
+        if n_ok < 2 or len(tuner._observations) + len(tuner.pending) < tuner.n_init:
+            return False
+        last = self._refit_n_ok
+        return n_ok != last and (n_ok < s.refit_always_below or n_ok >= s.refit_growth * last)
 
     def _ask_inline_if_cheap(self) -> None:
         """Ask in the driver when no model is needed yet (space-filling trials take milliseconds)."""
@@ -531,24 +564,24 @@ class CarbsSearcher(Searcher):
             return
         try:
             tuner = self._tuner
-            n = len(tuner._observations) + len(tuner.pending) + len(self._inbox)
-            if n + 1 < tuner.n_init:
-                self._work_once()
+            if len(tuner._observations) + len(tuner.pending) < tuner.n_init and self._wants_ask(ahead=1):
+                self._ask_ahead(stale=None, refit=False)
         finally:
             self._tuner_lock.release()
 
     def _wants_ask(self, *, ahead: int) -> bool:
-        if self._finished or len(self._ready) >= ahead:
-            return False
-        return self._max_trials is None or self._n_suggested + len(self._ready) < self._max_trials
+        with self._book_lock:
+            if self._finished or len(self._ready) >= ahead:
+                return False
+            return self._max_trials is None or self._n_suggested + len(self._ready) < self._max_trials
 
     def _stale_ready(self) -> Trial | None:
-        """A trial asked ahead with a model that has since seen new observations, if any."""
+        """A ready trial asked before the newest observations arrived, if any (not the space-filling ones)."""
         n = len(self._tuner._observations)
-        for trial in self._ready:
-            asked_at = self._asked_at.get(trial.id, n)
-            if asked_at < n and (trial.metadata.get("source") != "sobol" or n >= self._tuner.n_init):
-                return trial
+        with self._book_lock:
+            for trial in self._ready:
+                if self._asked_at.get(trial.id, n) < n and trial.metadata.get("source") != "sobol":
+                    return trial
         return None
 
     def _apply_inbox(self, *, force_snapshot: bool = False) -> None:
