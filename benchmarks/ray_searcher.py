@@ -47,6 +47,12 @@ class TimedSearcher(CarbsSearcher):
         super().on_trial_complete(trial_id, result=result, error=error)
         self.__dict__.setdefault("complete_s", []).append(time.perf_counter() - t0)
 
+    def _ask_ahead(self, *, stale, refit):  # in the background thread (or inline)
+        t0 = time.perf_counter()
+        super()._ask_ahead(stale=stale, refit=refit)
+        if self._tuner._trials[max(self._tuner._trials)].metadata.get("source") != "sobol":
+            self.__dict__.setdefault("ask_s", []).append(time.perf_counter() - t0)
+
 
 class Occupancy(tune.Callback):
     """Time-averaged number of running trials."""
@@ -92,6 +98,7 @@ def run(name, *, trials, concurrent, background, sleep, settings):
     c = searcher.__dict__.get("complete_s", [0.0])
     outs = searcher.__dict__.get("suggest_out", [])
     n_none = sum(o is None for o in outs)
+    asks = searcher.__dict__.get("ask_s", [float("nan")])
     obs = searcher.tuner.observations()
     print(
         f"{name:<22} trials={len(obs):>3}  wall={wall:6.1f}s  trials/min={60 * len(obs) / wall:6.1f}  "
@@ -99,9 +106,40 @@ def run(name, *, trials, concurrent, background, sleep, settings):
         f"{'':<22} suggest: calls={len(s)} none={n_none} mean={1e3 * statistics.mean(s):7.2f}ms "
         f"median={1e3 * statistics.median(s):6.2f}ms p95={1e3 * s[int(0.95 * (len(s) - 1))]:7.2f}ms "
         f"max={1e3 * s[-1]:8.2f}ms | on_trial_complete mean={1e3 * statistics.mean(c):5.2f}ms "
-        f"max={1e3 * max(c):6.2f}ms | front gap={front_gap(obs, landscape):.3f}",
+        f"max={1e3 * max(c):6.2f}ms | front gap={front_gap(obs, landscape):.3f}\n"
+        f"{'':<22} model asks (off the driver loop unless inline): n={len(asks)} "
+        f"mean={statistics.mean(asks):.2f}s",
         flush=True,
     )
+
+
+def run_random(*, trials):
+    """Ray's own random search on the same objective: the ceiling Tune itself allows here."""
+    space = LLMLandscape().space()
+    param_space = {
+        name: (tune.choice(list(space[name].choices)) if name == "schedule" else
+               tune.loguniform(*_bounds(space[name])))
+        for name in space.names
+    }
+    param_space["batch_size"] = tune.lograndint(1000, 10_000_000)
+    with tempfile.TemporaryDirectory() as storage:
+        t0 = time.perf_counter()
+        results = tune.Tuner(
+            landscape_trainable,
+            param_space={**param_space, "steps": 1},
+            tune_config=tune.TuneConfig(num_samples=trials, max_concurrent_trials=2, reuse_actors=True),
+            run_config=tune.RunConfig(storage_path=storage, name="random", verbose=0),
+        ).fit()
+        wall = time.perf_counter() - t0
+    print(f"{'ray random search':<22} trials={len(results):>3}  wall={wall:6.1f}s  "
+          f"trials/min={60 * len(results) / wall:6.1f}  (Tune's own overhead, no model)", flush=True)
+
+
+def _bounds(param):
+    import math
+
+    lo, hi = param.nominal
+    return math.exp(lo), math.exp(hi)
 
 
 def main():
@@ -112,11 +150,12 @@ def main():
     settings = TunerSettings(n_init=10)  # default models, fewer space-filling trials
     ray.init(num_cpus=16, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
-        run("background, 2 conc.", trials=args.trials, concurrent=2, background=True, sleep=0.0, settings=settings)
-        run("inline, 2 conc.", trials=args.trials, concurrent=2, background=False, sleep=0.0, settings=settings)
+        common = dict(trials=args.trials, settings=settings)
+        run_random(trials=args.trials)
+        run("background, 2 conc.", concurrent=2, background=True, sleep=0.0, **common)
+        run("inline, 2 conc.", concurrent=2, background=False, sleep=0.0, **common)
         if not args.quick:
-            run("background, 16 conc.", trials=args.trials, concurrent=16, background=True, sleep=0.5,
-                settings=settings)
+            run("background, 16 conc.", concurrent=16, background=True, sleep=0.5, **common)
     finally:
         ray.shutdown()
 

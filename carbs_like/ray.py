@@ -15,9 +15,11 @@ Example:
 How it fits Tune's loop:
 
 * Tune calls ``suggest`` in its single-threaded driver loop, so the searcher never fits a model
-  there. A background thread keeps ``n_ready`` trials asked ahead (an ask fits the GPs and runs
-  the acquisition) and re-asks one whenever new observations made it stale; ``suggest`` only hands
-  one out, or returns None (Tune asks again on its next step) while the first is being prepared.
+  there. A background thread keeps ``n_ready`` trials asked ahead with the current GP
+  hyperparameters (conditioning and acquisition only), refits the hyperparameters after new
+  results outside the tuner's lock, then re-asks ready trials the new results made stale.
+  ``suggest`` only hands a trial out, or returns None (Tune asks again on its next step) while the
+  first model is being fitted.
 * Results go into an inbox that the thread tells the tuner, so no driver call waits for a fit.
 * Ray trial ids (str) map to tuner trial ids (int). A trial the searcher never handed out (Tune
   restarts an errored trial under a new id) is recovered from the config in its results and
@@ -190,7 +192,7 @@ class CarbsSearcher(Searcher):
 
     # ------------------------------------------------------------------ Searcher API -------
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
-        """Take ``metric``/``mode`` from ``tune.TuneConfig``; refuse Tune search domains in ``param_space``."""
+        """Take ``metric``/``mode`` from ``tune.TuneConfig``; refuse search domains in ``param_space``."""
         if metric:
             self._metric = metric
         if mode:
@@ -421,7 +423,9 @@ class CarbsSearcher(Searcher):
         try:
             config = self._tuner.space.validate(config)
         except (TypeError, ValueError) as e:
-            warnings.warn(f"CarbsSearcher: Ray trial {trial_id} is not recorded: {e}", RuntimeWarning, stacklevel=3)
+            warnings.warn(
+                f"CarbsSearcher: Ray trial {trial_id} is not recorded: {e}", RuntimeWarning, stacklevel=3
+            )
             return None
         live = LiveTrial(tuner_id=None, config=config)
         self._live[trial_id] = live
@@ -467,7 +471,9 @@ class CarbsSearcher(Searcher):
             meta["reason"] = "error"
         elif loss is None:
             meta["reason"] = f"no '{self._metric}' reported"
-            logger.warning("CarbsSearcher: trial %s reported no '%s'; recorded as failed", trial_id, self._metric)
+            logger.warning(
+                "CarbsSearcher: trial %s reported no '%s'; recorded as failed", trial_id, self._metric
+            )
         elif not math.isfinite(loss):
             meta["reason"] = "non-finite loss"
         if live.truncated and not failed:
@@ -494,7 +500,9 @@ class CarbsSearcher(Searcher):
 
     def _raise_worker_error(self) -> None:
         if self._worker_error is not None:
-            raise RuntimeError("carbs_like: the CarbsSearcher background thread failed") from self._worker_error
+            raise RuntimeError(
+                "carbs_like: the CarbsSearcher background thread failed (see the cause below)"
+            ) from self._worker_error
 
     def _work_once(self) -> bool:
         """One step of the worker; returns True if it did something (more may be waiting).
@@ -535,7 +543,7 @@ class CarbsSearcher(Searcher):
             return True
 
     def _ask_ahead(self, *, stale: Trial | None, refit: bool) -> None:
-        """Ask a trial into the ready queue, replacing ``stale`` if it is still there. Holds the tuner lock."""
+        """Ask a trial into the ready queue, replacing ``stale`` if still there. Holds the tuner lock."""
         trial = self._tuner.ask(refit=refit)
         with self._book_lock:
             if self._finished:  # the search ended while this trial was being asked
@@ -683,7 +691,8 @@ class CarbsScheduler(FIFOScheduler):
 
     def on_trial_add(self, tune_controller: Any, trial: RayTrial) -> None:
         searcher = self._find_searcher(tune_controller)
-        resources = trial.placement_group_factory.required_resources if trial.placement_group_factory else None
+        pgf = trial.placement_group_factory
+        resources = pgf.required_resources if pgf else None
         if trial.status in (RayTrial.TERMINATED, RayTrial.ERROR):
             # Re-added on restore and not run again (e.g. resume_unfinished=False): make sure the
             # searcher accounts for it, as truncated if it had not run to its end.

@@ -17,6 +17,7 @@ importable module too (not in ``__main__``), so that ``tune.Tuner.restore`` can 
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 import ray
@@ -47,8 +48,10 @@ def main() -> None:
 
     if args.address:
         ray.init(address=args.address)
+    elif args.fake_gpus:
+        ray.init(num_gpus=args.fake_gpus, num_cpus=2 * args.fake_gpus)
     else:
-        ray.init(num_gpus=args.fake_gpus or None, num_cpus=max(4, args.fake_gpus * 2) if args.fake_gpus else None)
+        ray.init()
     if not ray.cluster_resources().get("GPU"):
         raise SystemExit("no GPUs in this Ray cluster: run with --fake-gpus 4 to try the example on CPUs")
 
@@ -64,7 +67,7 @@ def main() -> None:
         tune.with_resources(landscape_trainable, resources_for),
         param_space={"steps": 4, "sleep": 0.2},  # constants merged into every config
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=CarbsScheduler(), num_samples=-1),
-        run_config=tune.RunConfig(name="carbs_gpus", storage_path=args.storage, verbose=1),
+        run_config=tune.RunConfig(name="carbs_gpus", storage_path=os.path.expanduser(args.storage), verbose=1),
     )
     tuner.fit()
 

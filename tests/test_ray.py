@@ -46,11 +46,15 @@ def local_ray():
         os.environ["PYTHONPATH"] = old
 
 
-def fit(searcher, path, *, name="exp", scheduler=None, steps=3, callbacks=(), **constants):
+def fit(searcher, path, *, name="exp", scheduler=None, steps=3, callbacks=(), max_concurrent_trials=None,
+        **constants):
     return tune.Tuner(
         landscape_trainable,
         param_space={"steps": steps, **constants},
-        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=-1, reuse_actors=True),
+        tune_config=tune.TuneConfig(
+            search_alg=searcher, scheduler=scheduler, num_samples=-1, reuse_actors=True,
+            max_concurrent_trials=max_concurrent_trials,
+        ),
         run_config=tune.RunConfig(storage_path=str(path), name=name, verbose=0, callbacks=list(callbacks)),
     ).fit()
 
@@ -92,9 +96,11 @@ def observation_rows(searcher: CarbsSearcher) -> dict[int, dict]:
 def test_search_of_20_trials_with_2_concurrent(local_ray, tmp_path):
     marker = tmp_path / "fail"
     marker.touch()
-    searcher = CarbsSearcher(LANDSCAPE.space(), max_trials=20, max_concurrent=2, settings=SETTINGS)
+    searcher = CarbsSearcher(LANDSCAPE.space(), max_trials=20, settings=SETTINGS)
     most = MostRunning()
-    results = fit(searcher, tmp_path, callbacks=[most], fail_marker=str(marker))
+    # Tune's max_concurrent_trials wraps the searcher in a ConcurrencyLimiter, which hands the
+    # limit to the searcher (set_max_concurrency) and then only passes calls through.
+    results = fit(searcher, tmp_path, callbacks=[most], max_concurrent_trials=2, fail_marker=str(marker))
 
     obs = searcher.tuner.observations()
     assert len(results) == 20 and len(obs) == 20
@@ -119,7 +125,9 @@ def test_search_of_20_trials_with_2_concurrent(local_ray, tmp_path):
     assert rows[ids[crashed[0].metrics["trial_id"]]]["failed"]
 
 
-def test_interrupted_experiment_is_restored_without_losing_or_repeating_trials(local_ray, tmp_path, monkeypatch):
+def test_interrupted_experiment_is_restored_without_losing_or_repeating_trials(
+    local_ray, tmp_path, monkeypatch
+):
     monkeypatch.setenv("TUNE_GLOBAL_CHECKPOINT_S", "0")  # checkpoint every step, as Ray's own tests do
     crash, fail = tmp_path / "crash", tmp_path / "fail"
     crash.touch()
@@ -309,7 +317,9 @@ def test_bad_input_is_refused_with_a_fix():
 
 
 def test_mode_max_minimises_the_negated_metric():
-    searcher = CarbsSearcher(LANDSCAPE.space(), metric="accuracy", mode="max", settings=SETTINGS, background=False)
+    searcher = CarbsSearcher(
+        LANDSCAPE.space(), metric="accuracy", mode="max", settings=SETTINGS, background=False
+    )
     searcher.suggest("a")
     searcher.on_trial_complete("a", result={"accuracy": 0.8, "cost": 1.0})
     assert searcher.tuner.observations()["loss"].iloc[0] == -0.8
@@ -344,3 +354,18 @@ def test_spent_falls_back_to_gpu_seconds_then_wall_clock():
     unstarted = LiveTrial(tuner_id=2, config={})
     cost, source = unstarted.spent({"GPU": 1})
     assert source == "wall_clock" and cost > 0 and math.isfinite(cost)
+
+
+def test_refitting_outside_ask_gives_the_same_next_trial():
+    """Tuner.refit_surrogate + use_surrogate + ask(refit=False), the searcher's background path,
+    suggests what a plain ask() (which refits inside) would."""
+    tuner = Tuner(LANDSCAPE.space(), seed=3, settings=SETTINGS)
+    rng = np.random.default_rng(0)
+    for _ in range(8):
+        trial = tuner.ask()
+        loss, cost, failed = LANDSCAPE.evaluate(trial.config, rng=rng)
+        tuner.tell(trial, loss=loss, cost=cost, failed=failed)
+    twin = Tuner.from_state_dict(tuner.state_dict())
+    data = tuner._data()
+    tuner.use_surrogate(tuner.refit_surrogate(data), data)
+    assert tuner.ask(refit=False).config == twin.ask().config
