@@ -70,15 +70,21 @@ class LiveTrial:
         return max(time.time() - self.started, 1e-3) * units, "wall_clock"
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON data; a NaN or infinite loss (a diverging run) is kept as the string "nan"/"inf"."""
         return {
             "tuner_id": self.tuner_id, "config": dict(self.config), "started": self.started,
-            "loss": self.loss, "cost": self.cost, "time_total_s": self.time_total_s,
+            "loss": _json_float(self.loss), "cost": _json_float(self.cost),
+            "time_total_s": _json_float(self.time_total_s),
             "resources": self.resources, "truncated": self.truncated,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "LiveTrial":
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+        values = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        for key in ("loss", "cost", "time_total_s"):
+            if isinstance(values.get(key), str):
+                values[key] = float(values[key])
+        return cls(**values)
 
 
 def resource_units(resources: Mapping[str, float] | None) -> float:
@@ -150,6 +156,10 @@ def hopeless(
     rate = min([0.0, *slopes])  # <= 0: the steepest fall seen lately (none: no fall)
     forecast = loss_now + rate * math.log(max(final_cost / cost_now, 1.0))
     return forecast > target + margin * abs(target)
+
+
+def _json_float(value: float | None) -> float | str | None:
+    return value if value is None or math.isfinite(value) else repr(float(value))
 
 
 def _is_number(value: Any) -> bool:

@@ -273,6 +273,18 @@ def test_an_error_is_a_failure_charged_the_cost_it_burned():
     assert by_ray["reports_time"]["metadata"]["cost_source"] == "time_total_s"
 
 
+def test_a_diverging_trial_survives_a_checkpoint_and_is_a_failure(tmp_path):
+    searcher = CarbsSearcher(LANDSCAPE.space(), settings=SETTINGS, background=False)
+    searcher.suggest("nan")
+    searcher.on_trial_result("nan", {"loss": float("nan"), "cost": 5e14})
+    searcher.save_to_dir(str(tmp_path))  # Tune checkpoints while the trial runs: valid JSON
+    restored = CarbsSearcher(LANDSCAPE.space(), background=False)
+    restored.restore_from_dir(str(tmp_path))
+    restored.on_trial_complete("nan", result={"loss": float("nan"), "cost": 6e14})
+    (row,) = observation_rows(restored).values()
+    assert row["failed"] and row["cost"] == 6e14 and row["metadata"]["reason"] == "non-finite loss"
+
+
 def test_budgets_end_the_search():
     by_trials = CarbsSearcher(LANDSCAPE.space(), settings=SETTINGS, background=False, max_trials=3)
     drive(by_trials, 3)
