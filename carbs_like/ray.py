@@ -253,6 +253,14 @@ class CarbsSearcher(Searcher):
         """Follow a running trial's results (its last loss and cost are kept for its end)."""
         self._raise_worker_error()
         with self._book_lock:
+            if trial_id in self._done and trial_id not in self._warned:
+                self._warned.add(trial_id)
+                warnings.warn(
+                    f"CarbsSearcher: Ray trial {trial_id} reports again after it was recorded (Tune "
+                    "resumed it after an error, resume_errored=True); its new results are ignored. "
+                    "Restore with restart_errored=True to record re-runs of errored trials",
+                    RuntimeWarning, stacklevel=2,
+                )
             live = self._live_or_adopt(trial_id, result)
             if live is not None:
                 live.update(result, metric=self._metric, cost=self._cost)
@@ -374,6 +382,7 @@ class CarbsSearcher(Searcher):
         # every ready trial counts as fresh).
         self._asked_at: dict[int, int] = {}
         self._refit_n_ok = 0  # successful observations at the worker's last hyperparameter refit
+        self._warned: set[str] = set()
 
     def _reset_book(self) -> None:
         self._inbox: deque[dict[str, Any]] = deque()  # tells not yet applied to the tuner
