@@ -381,3 +381,11 @@ def test_refitting_outside_ask_gives_the_same_next_trial():
     data = tuner._data()
     tuner.use_surrogate(tuner.refit_surrogate(data), data)
     assert tuner.ask(refit=False).config == twin.ask().config
+
+
+def test_public_api_of_carbs_like_ray():
+    import carbs_like.ray as module
+
+    assert sorted(module.__all__) == ["CarbsScheduler", "CarbsSearcher"]
+    assert issubclass(module.CarbsSearcher, Searcher)
+    assert issubclass(module.CarbsScheduler, tune.schedulers.TrialScheduler)
