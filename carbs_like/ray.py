@@ -360,12 +360,13 @@ class CarbsSearcher(Searcher):
         self._resources = state.pop("_callable_resources", None)
         self._background = bool(state["background"])
         self._reset_book()
-        self.set_state(state, source="pickled CarbsSearcher")
+        self.set_state(state, source=state.pop("_source", "pickled CarbsSearcher"))
 
     @classmethod
     def _from_state(cls, state: dict[str, Any], *, source: str) -> "CarbsSearcher":
+        _check_format(state, source)
         self = cls.__new__(cls)
-        self.__setstate__(dict(state, _callable_resources=None))
+        self.__setstate__(dict(state, _callable_resources=None, _source=source))
         return self
 
     # ------------------------------------------------------------------ internals ----------
@@ -457,8 +458,8 @@ class CarbsSearcher(Searcher):
         """``(cost, loss)`` of finished, untruncated, successful trials (losses as minimised)."""
         with self._book_lock:
             queued = [op for op in self._inbox if op["op"] != "forget"]
-        told = [o.to_dict() for o in list(self._tuner._observations)]  # appends are atomic
-        return _front_of(told + queued)
+        told = [(o.cost, o.loss, o.failed, o.metadata) for o in list(self._tuner._observations)]
+        return _front_of(told + [(op["cost"], op["loss"], op["failed"], op["metadata"]) for op in queued])
 
     def _settle(self, trial_id: str, live: LiveTrial, *, error: bool, ran: bool) -> None:
         """Queue the tell (or add, or forget) for a trial that ended. Caller holds the book lock."""
@@ -642,11 +643,11 @@ def _worker_main(ref: "weakref.ReferenceType[CarbsSearcher]") -> None:
 
 
 # ---------------------------------------------------------------------- helpers --------------
-def _front_of(records: list[dict[str, Any]]) -> list[tuple[float, float]]:
-    """``(cost, loss)`` of the successful, untruncated observations among told or queued records."""
+def _front_of(records: list[tuple[float, float | None, bool, dict]]) -> list[tuple[float, float]]:
+    """``(cost, loss)`` of the successful, untruncated ones among ``(cost, loss, failed, metadata)``."""
     return [
-        (float(r["cost"]), float(r["loss"])) for r in records
-        if not r["failed"] and r["loss"] is not None and not r["metadata"].get("truncated", False)
+        (float(cost), float(loss)) for cost, loss, failed, meta in records
+        if not failed and loss is not None and not meta.get("truncated", False)
     ]
 
 
