@@ -159,11 +159,17 @@ class Tuner:
     def n_init(self) -> int:
         return self.settings.n_init or max(8, 2 * self.space.dim)
 
-    def ask(self) -> Trial:
-        """Suggest the next trial. Parallel asks (before their tells) return distinct configs."""
+    def ask(self, *, refit: bool = True) -> Trial:
+        """Suggest the next trial. Parallel asks (before their tells) return distinct configs.
+
+        Args:
+            refit: re-optimise the GP hyperparameters when the settings call for it. False only
+                conditions the GPs on new observations, with the current hyperparameters: much
+                faster, for integrations that refit elsewhere (see ``refit_surrogate``).
+        """
         if self._journal is not None:
             self._journal.check_open()  # fail before the work, not after
-        trial = self._new_trial(*self._suggest())
+        trial = self._new_trial(*self._suggest(refit=refit))
         self._pending[trial.id] = trial
         self._record("ask", trial=trial.to_dict())
         return trial
@@ -280,6 +286,33 @@ class Tuner:
         from .scaling import ScalingLaw
 
         return ScalingLaw.fit(self)
+
+    def refit_surrogate(self, data: ObservedData) -> Surrogate:
+        """Fit the surrogate on ``data``, re-optimising the GP hyperparameters; the tuner is unchanged.
+
+        Together with ``use_surrogate`` this moves the slow part of an ask elsewhere: take
+        ``data = tuner._data()`` under your lock, call this outside it (e.g. in a background
+        thread), then ``use_surrogate`` under the lock again, and ``ask(refit=False)`` stays fast.
+        """
+        s = self.settings
+        return fit_surrogate(
+            data,
+            scaling_columns=self.space.scaling_columns,
+            hyperparameters=self._hyper,
+            refit=True,
+            max_fit_points=s.max_fit_points,
+            maxiter=s.fit_maxiter,
+            seed=self.seed * 1_000_003 + len(data),
+        )
+
+    def use_surrogate(self, surrogate: Surrogate, data: ObservedData) -> None:
+        """Adopt a surrogate from ``refit_surrogate(data)``: its hyperparameters become the tuner's.
+
+        It also serves the next asks if no observation arrived since ``data`` was taken.
+        """
+        self._hyper = surrogate.hyperparameters
+        self._n_at_fit = int(data.ok.sum())
+        self._surrogate = (len(data), surrogate) if len(data) == len(self._observations) else None
 
     # ------------------------------------------------------------------ persistence ---------
     def state_dict(self) -> dict[str, Any]:
@@ -489,16 +522,19 @@ class Tuner:
             failed=torch.tensor([o.failed for o in obs], dtype=torch.bool),
         )
 
-    def _fitted(self, data: ObservedData) -> Surrogate:
-        """The surrogate for the current observations (cached until the next tell/add)."""
+    def _fitted(self, data: ObservedData, *, refit: bool = True) -> Surrogate:
+        """The surrogate for the current observations (cached until the next tell/add).
+
+        ``refit=False`` never re-optimises hyperparameters the tuner already has.
+        """
         n = len(data)
         if self._surrogate is not None and self._surrogate[0] == n:
             return self._surrogate[1]
         s = self.settings
         n_ok = int(data.ok.sum())
-        refit = self._hyper is None or (
+        refit = self._hyper is None or (refit and (
             n_ok != self._n_at_fit and (n_ok < s.refit_always_below or n_ok >= s.refit_growth * self._n_at_fit)
-        )
+        ))
         surrogate = fit_surrogate(
             data,
             scaling_columns=self.space.scaling_columns,
@@ -514,7 +550,7 @@ class Tuner:
         self._surrogate = (n, surrogate)
         return surrogate
 
-    def _suggest(self) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _suggest(self, *, refit: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
         """The next config and the metadata saying how it was chosen."""
         data = self._data()
         pending = list(self._pending.values())
@@ -527,7 +563,7 @@ class Tuner:
         if len(data) + len(pending) < self.n_init or int(data.ok.sum()) < 2:
             return self._sobol_config(exclude), {"source": "sobol"}
 
-        surrogate = self._fitted(data)
+        surrogate = self._fitted(data, refit=refit)
         meta: dict[str, Any] = {}
         if surrogate.notes:
             meta["model_notes"] = list(surrogate.notes)
