@@ -740,7 +740,8 @@ def fit_loss_law(log_scales: np.ndarray, loss: np.ndarray, *, axes: Sequence[str
                  n_bootstrap: int = 64, seed: int = 0, robust: bool = True) -> LossLaw:
     """Fit ``L = E + sum_k A_k / s_k^alpha_k`` to losses at `n x k` log scales (natural log).
 
-    Least squares on log L (Huber-robust by default, as in Besiroglu et al. 2024) from a grid of
+    Least squares on log L (Huber with delta 1e-3 by default, as in Besiroglu et al. 2024,
+    arXiv 2404.10102) from a grid of
     starting points, with ``0 <= E < min(L)`` and ``0.02 <= alpha_k <= 2``; the band comes from
     ``n_bootstrap`` refits on resampled points.
 
@@ -767,7 +768,7 @@ def fit_loss_law(log_scales: np.ndarray, loss: np.ndarray, *, axes: Sequence[str
     ly = np.log(y)
     lo = np.array([0.0, *[-50.0] * k, *[0.02] * k])
     hi = np.array([float(y.min()) * (1 - 1e-9), *[80.0] * k, *[2.0] * k])
-    kwargs = dict(loss="huber", f_scale=1e-2) if robust else {}
+    kwargs = dict(loss="huber", f_scale=1e-3) if robust else {}
 
     def resid(theta: np.ndarray, xs: np.ndarray, lys: np.ndarray) -> np.ndarray:
         return np.log(np.maximum(_loss_law_value(theta, xs), 1e-300)) - lys
