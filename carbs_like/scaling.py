@@ -351,48 +351,29 @@ class ScalingLaw:
         return np.array(out)
 
     def _compute_optimal(self, cost: float) -> np.ndarray:
-        """Log scales minimising the loss law subject to the cost law meeting ``cost``."""
+        """Log scales minimising the loss law subject to the cost law meeting ``cost``.
+
+        With ``L = E + sum_k A_k exp(-alpha_k x_k)`` and ``log cost = c + sum_k g_k x_k`` the
+        Lagrange condition ``alpha_k A_k exp(-alpha_k x_k) = lambda g_k`` gives each ``x_k`` in
+        closed form, and the budget fixes ``log lambda`` (the problem is convex). Axes the cost
+        does not grow with stay at their largest observed value.
+        """
         if isinstance(cost, bool) or not isinstance(cost, numbers.Real) or not math.isfinite(cost) or cost <= 0:
             raise ValueError(f"cost={cost!r}: a budget must be a positive finite number")
-        target = math.log(float(cost))
         g = np.asarray(self.cost_law.slopes)
-        lo = self.evidence.log_scales.min(axis=0)
-        hi_obs = self.evidence.log_scales.max(axis=0)
         driving = g > 0.05
         if not driving.any():
             raise ValueError(
                 "the observed cost does not grow with any scaling axis, so a budget does not set a "
                 "scale; pass the scaling values to propose() instead"
             )
-        # Axes that do not cost anything stay at their largest observed value.
-        x0 = np.where(driving, lo, hi_obs)
-        fixed = float(self.cost_law(x0[None, :])[0])
-        free = np.flatnonzero(driving)
-        if len(free) == 1:
-            x = x0.copy()
-            x[free[0]] += (target - fixed) / g[free[0]]
-            return x
-        from scipy.optimize import minimize
-
-        budget = target - fixed  # sum_k g_k (x_k - x0_k) over the free axes must equal this
-        # Parameterise the split of the budget by shares on a simplex (softmax of free logits).
-        def unpack(w: np.ndarray) -> np.ndarray:
-            share = np.exp(np.append(w, 0.0) - np.max(np.append(w, 0.0)))
-            share /= share.sum()
-            x = x0.copy()
-            x[free] += share * budget / g[free]
-            return x
-
-        def objective(w: np.ndarray) -> float:
-            return float(np.log(self.loss_law(unpack(w)[None, :])[0]))
-
-        best = None
-        for start in itertools.product((-2.0, 0.0, 2.0), repeat=len(free) - 1):
-            res = minimize(objective, np.array(start), method="Nelder-Mead",
-                           options={"xatol": 1e-6, "fatol": 1e-12, "maxiter": 2000})
-            if best is None or res.fun < best.fun:
-                best = res
-        return unpack(best.x)
+        x = self.evidence.log_scales.max(axis=0).copy()
+        budget = math.log(float(cost)) - self.cost_law.intercept - float(g[~driving] @ x[~driving])
+        gf, alpha = g[driving], np.asarray(self.loss_law.alpha)[driving]
+        c = np.log(alpha) + np.log(np.asarray(self.loss_law.A)[driving]) - np.log(gf)
+        log_lambda = (float((gf * c / alpha).sum()) - budget) / float((gf / alpha).sum())
+        x[driving] = (c - log_lambda) / alpha
+        return x
 
     # --- reporting ----------------------------------------------------------------------------
     def table(self) -> "pd.DataFrame":
@@ -566,6 +547,41 @@ class _Bowl:
             q = np.zeros(x.shape[0])
         return base + self.gamma(g, xs, choice) + np.log1p(q), q
 
+    def jacobian(self, theta: np.ndarray, x: np.ndarray, T: np.ndarray, choice: np.ndarray) -> np.ndarray:
+        """`n x len(theta)` derivatives of :meth:`log_loss` (its first output) by ``theta``."""
+        law, a, B, r, g = self.split(theta)
+        k, p, n = self.k, self.p, x.shape[0]
+        xs = (x - self.x_mean) / self.x_std
+        terms = np.exp(law[1:1 + k][None, :] - law[1 + k:][None, :] * x)  # n x k
+        base = np.maximum(law[0] + terms.sum(axis=1), 1e-300)
+        parts = [1.0 / base[:, None], terms / base[:, None], -x * terms / base[:, None]]
+        if p:
+            D = (T - self.t_mean) / self.t_std - (a[None, :] + xs @ B.reshape(p, k).T)
+            R = np.zeros((p, p))
+            R[np.tril_indices(p)] = r
+            diag = np.diag_indices(p)
+            R[diag] = np.exp(R[diag])
+            v = D @ R  # n x p: v_j = sum_i D_i R_ij
+            q = (v**2).sum(axis=1)
+            HD = v @ R.T  # n x p
+            scale = 1.0 / (1.0 + q)
+            d_a = -2.0 * HD * scale[:, None]
+            d_B = (d_a[:, :, None] * xs[:, None, :]).reshape(n, p * k)
+            rows, cols = np.tril_indices(p)
+            d_r = 2.0 * D[:, rows] * v[:, cols] * scale[:, None]
+            d_r[:, rows == cols] *= R[rows[rows == cols], cols[rows == cols]]
+            parts += [d_a, d_B, d_r]
+        d_g = np.zeros((n, self.sizes[-1]))
+        col = 0
+        for j, c in enumerate(self.n_choices):
+            for level in range(1, c):
+                m = choice[:, j] == level
+                d_g[m, col] = 1.0
+                d_g[m, col + 1:col + 1 + k] = xs[m]
+                col += k + 1
+        parts.append(d_g)
+        return np.hstack(parts)
+
     def relation(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Raw relation coefficients: `p` intercepts and `p x k` slopes (t* = c + S log s)."""
         _, a, B, _, _ = self.split(theta)
@@ -605,11 +621,14 @@ def _fit_bowl(bowl: _Bowl, runs: _Runs, theta0: np.ndarray, *, rows: np.ndarray 
     theta = np.clip(theta0, lo + 1e-9, hi - 1e-9)
     w = np.ones(len(rows))
     for _ in range(2):
-        def resid(th: np.ndarray) -> np.ndarray:
+        def resid(th: np.ndarray, w: np.ndarray = w) -> np.ndarray:
             return (bowl.log_loss(th, x, T, C)[0] - ly) * w
 
-        theta = least_squares(resid, theta, bounds=(lo, hi), loss="soft_l1", f_scale=f_scale,
-                              method="trf", max_nfev=400 * len(theta)).x
+        def jac(th: np.ndarray, w: np.ndarray = w) -> np.ndarray:
+            return bowl.jacobian(th, x, T, C) * w[:, None]
+
+        theta = least_squares(resid, theta, jac=jac, bounds=(lo, hi), loss="soft_l1", f_scale=f_scale,
+                              method="trf", max_nfev=200 * len(theta)).x
         q = bowl.log_loss(theta, x, T, C)[1]
         w = 1.0 / np.sqrt(1.0 + q / focus)
     return theta
@@ -626,7 +645,7 @@ def _fit(space: SearchSpace, data: "ObservedData", *, n_bootstrap: int, seed: in
         k=k, p=runs.T.shape[1], n_choices=n_choices,
     )
     # Start the loss law from the lower envelope: the best run at each scale (quantile by scale bin).
-    start_law = fit_loss_law(*_lower_envelope(runs), axes=space.scaling, n_bootstrap=0)
+    start_law = fit_loss_law(*_lower_envelope(runs), axes=space.scaling, n_bootstrap=0, robust=False)
     theta = _fit_bowl(bowl, runs, bowl.start(runs, _law_vector(start_law)))
 
     rng = np.random.default_rng(seed)
@@ -773,9 +792,15 @@ def fit_loss_law(log_scales: np.ndarray, loss: np.ndarray, *, axes: Sequence[str
     def resid(theta: np.ndarray, xs: np.ndarray, lys: np.ndarray) -> np.ndarray:
         return np.log(np.maximum(_loss_law_value(theta, xs), 1e-300)) - lys
 
+    def jac(theta: np.ndarray, xs: np.ndarray, lys: np.ndarray) -> np.ndarray:
+        terms = np.exp(theta[1:1 + k][None, :] - theta[1 + k:][None, :] * xs)
+        base = np.maximum(theta[0] + terms.sum(axis=1), 1e-300)[:, None]
+        return np.hstack([1.0 / base, terms / base, -xs * terms / base])
+
     def solve(start: np.ndarray, xs: np.ndarray, lys: np.ndarray):
         start = np.clip(start, lo + 1e-9, hi - 1e-9)
-        return least_squares(resid, start, bounds=(lo, hi), args=(xs, lys), method="trf", **kwargs)
+        return least_squares(resid, start, jac=jac, bounds=(lo, hi), args=(xs, lys), method="trf",
+                             max_nfev=300, **kwargs)
 
     best = None
     xm = x.mean(axis=0)
