@@ -26,7 +26,13 @@ factor per choice that may drift with scale. This is a second-order (response-su
 the loss around a moving optimum: every run informs it, and the near-optimal runs most (a second
 pass weights runs by ``1 / sqrt(1 + q / 0.05)``, since a quadratic bowl is a local description).
 It is fitted by robust least squares (soft-L1 on the log loss, so a few outliers barely pull);
-uncertainties come from refits on bootstrap resamples of the runs.
+uncertainties come from refits on bootstrap resamples of the runs. Failed runs carry no loss
+and are left out.
+
+Why not the argmins of the tuner's GP at each observed scale: that was the first design. With
+~120 runs in 6 dimensions the GP mean's conditional optima scatter by ~0.8 nats in lr at a fixed
+scale, and the relations fitted through them extrapolated 33x with ~3% loss regret on the
+built-in landscape; the joint response surface uses every run directly and lands within 0.01%.
 
 Example:
     >>> law = tuner.scaling_law()
