@@ -280,3 +280,16 @@ def test_plots_draw_every_relation_and_the_loss_law(other_law, tmp_path) -> None
     assert fig.axes[0].get_xlabel() == "cost"
     fig.savefig(tmp_path / "loss.png")
     assert (tmp_path / "relations.png").stat().st_size > 0 and (tmp_path / "loss.png").stat().st_size > 0
+
+
+def test_an_axis_the_runs_do_not_vary_is_held_constant_with_a_warning() -> None:
+    narrow = OTHER.with_(n_params_range=(1.0e7, 1.1e7))
+    tuner = import_runs(narrow, 160, seed=2)
+    with pytest.warns(RuntimeWarning, match="varies only by a factor"):
+        law = ScalingLaw.fit(tuner, n_bootstrap=4)
+    for rel in law.relations.values():
+        assert rel.slopes[0] == pytest.approx(0.0, abs=1e-6)  # nothing learnt along n_params
+    # Along tokens, which the runs do vary, the planted exponents are still found.
+    assert law.relations["lr"].slopes[1] == pytest.approx(narrow.lr_d, abs=0.08)
+    small, big = law.propose(n_params=1e7, tokens=1e9), law.propose(n_params=1e9, tokens=1e9)
+    assert small["lr"] == pytest.approx(big["lr"], rel=1e-9) and small["batch_size"] == big["batch_size"]
