@@ -307,10 +307,10 @@ class ScalingLaw:
         x = self._log_scales(scaling, cost, values)
         notes: list[str] = []
         config: dict[str, Any] = {}
+        given = {**(scaling or {}), **values}
         for name, lx in zip(self.space.scaling, x):
-            p = self.space[name]
-            v = math.exp(lx)
-            config[name] = int(round(v)) if getattr(p, "integer", False) else float(v)
+            v = float(given[name]) if cost is None else math.exp(lx)  # the user's values exactly
+            config[name] = int(round(v)) if getattr(self.space[name], "integer", False) else v
         z = NormalDist().inv_cdf(0.5 + level / 2)
         intervals: dict[str, tuple[float, float]] = {}
         for name, rel in self.relations.items():
