@@ -36,12 +36,15 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Corpus", "ModelShape", "TinyLM", "load_corpus", "model_shape", "train"]
+if TYPE_CHECKING:
+    from .space import SearchSpace
+
+__all__ = ["Corpus", "ModelShape", "TinyLM", "load_corpus", "model_shape", "search_space", "train"]
 
 VOCAB = 256
 _HEAD_DIM = 16
@@ -307,3 +310,19 @@ def train(config: Mapping[str, Any], *, seed: int = 0, device: str | torch.devic
         "device": dev.type,
         "failed": failed,
     }
+
+
+def search_space() -> "SearchSpace":
+    """The demo's search space, the same as ``searchspaces/tiny_lm.toml`` (see the comments there)."""
+    from .space import LogParam, SearchSpace
+
+    return SearchSpace(
+        [
+            LogParam("n_params", min=1e4, max=3e5),
+            LogParam("tokens", min=1e5, max=1.5e6),
+            LogParam("lr", center=3e-3, scale=10.0),
+            LogParam("batch_size", min=4, max=64, integer=True),
+            LogParam("weight_decay", min=1e-3, max=1.0),
+        ],
+        scaling=["n_params", "tokens"],
+    )
