@@ -11,7 +11,6 @@ the search can move beyond the nominal range, up to one nominal width on each op
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import numbers
 from collections.abc import Iterable, Mapping, Sequence
@@ -56,8 +55,8 @@ class Param:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind}
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            out[f.name] = getattr(self, f.name)
+        for f in self.__dataclass_fields__:  # type: ignore[attr-defined]
+            out[f] = getattr(self, f)
         return out
 
 
@@ -488,7 +487,7 @@ class SearchSpace:
 
     def to_configs(self, U: Tensor) -> list[dict[str, Any]]:
         """Decode an `n x d` tensor into n configs (rounded, clamped to bounds)."""
-        U = self.round(U.reshape(-1, self.dim))
+        U = U.reshape(-1, self.dim)
         per_param = {p.name: p.to_params(U[:, self._slices[p.name]]) for p in self.params}
         return [{n: per_param[n][i] for n in self.names} for i in range(U.shape[0])]
 
@@ -537,7 +536,7 @@ class SearchSpace:
             if kind not in _KINDS:
                 raise ValueError(f"{where}: 'kind' must be one of {sorted(_KINDS)}, got {kind!r}")
             cls_ = _KINDS[kind]
-            allowed = {f.name for f in dataclasses.fields(cls_)}  # type: ignore[arg-type]
+            allowed = set(cls_.__dataclass_fields__)  # type: ignore[attr-defined]
             extra = sorted(set(entry) - allowed)
             if extra:
                 raise ValueError(f"{where}: unknown key(s) {extra}; allowed: {sorted(allowed)}")
