@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -55,8 +55,8 @@ class Param:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind}
-        for f in self.__dataclass_fields__:  # type: ignore[attr-defined]
-            out[f] = getattr(self, f)
+        for f in fields(self):  # type: ignore[arg-type]  # dataclass fields, not the ClassVars
+            out[f.name] = getattr(self, f.name)
         return out
 
 
@@ -536,7 +536,7 @@ class SearchSpace:
             if kind not in _KINDS:
                 raise ValueError(f"{where}: 'kind' must be one of {sorted(_KINDS)}, got {kind!r}")
             cls_ = _KINDS[kind]
-            allowed = set(cls_.__dataclass_fields__)  # type: ignore[attr-defined]
+            allowed = {f.name for f in fields(cls_)}  # type: ignore[arg-type]
             extra = sorted(set(entry) - allowed)
             if extra:
                 raise ValueError(f"{where}: unknown key(s) {extra}; allowed: {sorted(allowed)}")

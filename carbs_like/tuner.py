@@ -83,6 +83,11 @@ class TunerSettings:
         check("rerun_probability", 0.0 <= self.rerun_probability <= 1.0, "in [0, 1]")
         check("max_repeats", isinstance(self.max_repeats, int) and self.max_repeats >= 1, "an int >= 1")
         check("refit_growth", self.refit_growth >= 1.0, ">= 1")
+        check(
+            "refit_always_below",
+            isinstance(self.refit_always_below, int) and self.refit_always_below >= 0,
+            "an int >= 0",
+        )
         check("max_fit_points", isinstance(self.max_fit_points, int) and self.max_fit_points >= 8, "an int >= 8")
         check("fit_maxiter", isinstance(self.fit_maxiter, int) and self.fit_maxiter >= 1, "an int >= 1")
 
@@ -186,9 +191,9 @@ class Tuner:
                 raise KeyError(f"trial {trial_id} is not pending: it was already told or forgotten")
             raise KeyError(f"unknown trial id {trial_id!r}: ask() for a trial first, or add() a finished run")
         obs = self._observation(trial_id, self._pending[trial_id].config, loss, cost, failed, metadata)
+        self._record("tell", observation=obs.to_dict())  # journal first: a failed write changes nothing
         del self._pending[trial_id]
         self._store(obs)
-        self._record("tell", observation=obs.to_dict())
         return obs
 
     def forget(self, trial: Trial | int) -> None:
@@ -196,8 +201,8 @@ class Tuner:
         trial_id = self._trial_id(trial)
         if trial_id not in self._pending:
             raise KeyError(f"trial {trial_id!r} is not pending, so there is nothing to forget")
-        del self._pending[trial_id]
         self._record("forget", trial_id=trial_id)
+        del self._pending[trial_id]
 
     def add(
         self,
@@ -217,10 +222,10 @@ class Tuner:
         config = self.space.validate(config)
         obs = self._observation(self._next_id, config, loss, cost, failed, metadata)
         trial = Trial(id=self._next_id, config=config, metadata={"source": "add"})
+        self._record("add", trial=trial.to_dict(), observation=obs.to_dict())
         self._next_id += 1
         self._trials[trial.id] = trial
         self._store(obs)
-        self._record("add", trial=trial.to_dict(), observation=obs.to_dict())
         return obs
 
     @property
@@ -296,56 +301,124 @@ class Tuner:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Tuner":
-        """Load a tuner saved with ``save``. Its next ``ask()`` equals the original's."""
+        """Load a tuner saved with ``save``. Its next ``ask()`` equals the original's.
+
+        Raises:
+            ValueError: the file is not valid JSON, not a checkpoint, of another version, or has a
+                missing or malformed field (the message names it).
+        """
+        from .journal import loads
+
         path = Path(path)
         try:
-            data = json.loads(path.read_text())
+            data = loads(path.read_bytes().decode("utf-8"))
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}: not a valid checkpoint (corrupt JSON at line {e.lineno}: {e.msg})") from None
+        except (UnicodeDecodeError, ValueError) as e:
+            raise ValueError(f"{path}: not a valid checkpoint ({e})") from None
         return cls.from_state_dict(data, source=str(path))
 
     @classmethod
     def from_state_dict(cls, data: Any, *, source: str = "checkpoint") -> "Tuner":
-        """Rebuild a tuner from ``state_dict()`` data, checking the format and version."""
+        """Rebuild a tuner from ``state_dict()`` data, checking the format, version and every field.
+
+        Raises:
+            ValueError: a wrong format or version, or a missing or malformed field (named).
+        """
+        from . import journal as j
+
         if not isinstance(data, dict) or data.get("format") != _FORMAT:
             raise ValueError(f"{source}: not a carbs_like tuner checkpoint (no 'format': '{_FORMAT}')")
-        version = data.get("version")
-        if version != FORMAT_VERSION:
-            newer = isinstance(version, int) and version > FORMAT_VERSION
-            raise ValueError(
-                f"{source}: checkpoint format version {version!r}, this carbs_like reads version "
-                f"{FORMAT_VERSION}" + ("; upgrade carbs_like to read it" if newer else "")
-            )
-        try:
-            space = SearchSpace.from_dict(data["space"], source=f"{source}: space")
-            names = {f.name for f in fields(TunerSettings)}
-            settings = TunerSettings(**{k: v for k, v in data["settings"].items() if k in names})
-            tuner = cls(space, seed=data["seed"], settings=settings)
-            tuner._rng.bit_generator.state = data["rng"]
-            tuner._sobol_seed = int(data["sobol"]["seed"])
-            tuner._sobol_drawn = int(data["sobol"]["drawn"])
-            for t in data["trials"]:
-                trial = Trial(id=int(t["id"]), config=space.validate(t["config"]), metadata=dict(t["metadata"]))
-                tuner._trials[trial.id] = trial
-            for o in data["observations"]:
-                obs = Observation(
-                    trial_id=int(o["trial_id"]), config=space.validate(o["config"]),
-                    loss=None if o["loss"] is None else float(o["loss"]), cost=float(o["cost"]),
-                    failed=bool(o["failed"]), metadata=dict(o["metadata"]),
-                )
-                tuner._store(obs)
-            tuner._pending = {int(i): tuner._trials[int(i)] for i in data["pending"]}
-            tuner._next_id = int(data["next_id"])
-            tuner._hyper = data["model"]["hyperparameters"]
-            tuner._n_at_fit = int(data["model"]["n_at_fit"])
-        except (KeyError, TypeError) as e:
-            raise ValueError(f"{source}: corrupt checkpoint, missing or malformed field {e}") from None
+        j.check_version(data.get("version"), FORMAT_VERSION, where=source, what="checkpoint")
+        tuner = cls(
+            j.decode_space(data, source), seed=j.require_int(data, "seed", source),
+            settings=j.decode_settings(data, source),
+        )
+        sobol = j.require(data, "sobol", dict, source)
+        model = j.require(data, "model", dict, source)
+        tuner._sobol_seed = j.require_int(sobol, "seed", f"{source}: field 'sobol'")
+        state = {
+            "rng": data.get("rng"), "sobol_drawn": sobol.get("drawn"), "next_id": data.get("next_id"),
+            "hyperparameters": model.get("hyperparameters"), "n_at_fit": model.get("n_at_fit"),
+        }
+        j.set_dynamic_state(tuner, state, where=source)
+        for i, t in enumerate(j.require(data, "trials", list, source)):
+            trial = j.decode_trial(t, tuner.space, f"{source}: trials[{i}]")
+            if trial.id in tuner._trials or trial.id >= tuner._next_id:
+                raise j.JournalError(f"{source}: trials[{i}]: id {trial.id} is repeated or not below next_id")
+            tuner._trials[trial.id] = trial
+        for i, o in enumerate(j.require(data, "observations", list, source)):
+            obs = j.decode_observation(o, tuner, f"{source}: observations[{i}]")
+            if obs.trial_id not in tuner._trials:
+                raise j.JournalError(f"{source}: observations[{i}]: trial_id {obs.trial_id} is not in 'trials'")
+            tuner._store(obs)
+        for i, trial_id in enumerate(j.require(data, "pending", list, source)):
+            if trial_id not in tuner._trials or isinstance(trial_id, bool):
+                raise j.JournalError(f"{source}: pending[{i}]: {trial_id!r} is not a trial id in 'trials'")
+            tuner._pending[trial_id] = tuner._trials[trial_id]
         return tuner
+
+    @classmethod
+    def resume(cls, path: str | os.PathLike) -> "Tuner":
+        """Rebuild the exact state of a journaled tuner (``Tuner(space, path=...)``) after a crash or
+        kill, and keep journaling to the same folder.
+
+        The observations are those told before the crash; trials that were pending are in
+        ``tuner.pending`` (tell them, or ``forget`` them and ask again); the next ``ask()`` is the
+        one the uninterrupted tuner would have made. A torn last line (a crash mid-write) is
+        ignored with a warning and cut off.
+
+        Raises:
+            FileNotFoundError: ``path`` holds no journal.
+            JournalLockedError: another tuner has the journal open (the message names it).
+            JournalError: the journal is corrupt before its last line, or of another version
+                (the message names the line and field).
+        """
+        from .journal import resume
+
+        return resume(path, cls)
+
+    def close(self) -> None:
+        """Stop journaling and release the journal's lock (a no-op without a journal).
+
+        The tuner can still be inspected; further ask/tell/add/forget raise. Also called on
+        ``with Tuner(...) as tuner:`` exit and at interpreter exit.
+        """
+        if self._journal is not None:
+            self._journal.close()
+
+    def __enter__(self) -> "Tuner":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # ------------------------------------------------------------------ internals -----------
     def _record(self, event: str, **payload: Any) -> None:
         if self._journal is not None:
             self._journal.append(event, self, **payload)
+
+    def _dynamic_state(self) -> dict[str, Any]:
+        """What an ask changes besides the trials: the RNG, the Sobol position, the next id and the
+        GP hyperparameters. The journal records it with every ask, so replay needs no fitting."""
+        return {
+            "rng": _jsonable_rng(self._rng),
+            "sobol_drawn": self._sobol_drawn,
+            "next_id": self._next_id,
+            "hyperparameters": self._hyper,
+            "n_at_fit": self._n_at_fit,
+        }
+
+    def _restore_dynamic_state(
+        self, *, rng: dict[str, Any], sobol_drawn: int, next_id: int,
+        hyperparameters: dict[str, dict[str, list[float]]] | None, n_at_fit: int,
+    ) -> None:
+        self._rng.bit_generator.state = rng
+        self._sobol_drawn = sobol_drawn
+        self._next_id = next_id
+        self._hyper = hyperparameters
+        self._n_at_fit = n_at_fit
+        self._surrogate = None
 
     def _trial_id(self, trial: Trial | int) -> int:
         if isinstance(trial, Trial):
