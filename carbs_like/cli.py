@@ -50,6 +50,9 @@ _FORMAT = "carbs_like.experiment"
 _VERSION = 1
 _REPO = Path(__file__).resolve().parent.parent
 DEMO_TRAINABLE = "carbs_like.tinylm:train"
+# The demo refits the GPs less often and scores fewer candidates: asks take ~0.5 s instead of
+# several seconds on 2 busy cores, which buys more trials in the 10 minutes.
+DEMO_SETTINGS = {"n_candidates": 500, "fit_maxiter": 40, "refit_always_below": 12, "refit_growth": 1.25}
 
 
 class UsageError(Exception):
@@ -72,6 +75,7 @@ class Experiment:
         gpus_per_trial: GPUs per trial (fractions allowed with Ray).
         cpus_per_trial: CPU threads per trial.
         seed: the tuner's seed.
+        settings: ``TunerSettings`` fields for a new tuner (None: the defaults).
     """
 
     space: dict[str, Any]
@@ -84,6 +88,7 @@ class Experiment:
     gpus_per_trial: float = 0.0
     cpus_per_trial: int = 1
     seed: int = 0
+    settings: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.trials < 1:
@@ -94,6 +99,12 @@ class Experiment:
             raise UsageError(f"--budget must be a positive number, got {self.budget}")
         if self.gpus_per_trial < 0 or self.cpus_per_trial < 1:
             raise UsageError("--gpus-per-trial must be >= 0 and --cpus-per-trial >= 1")
+
+    def new_tuner(self, path: Path | None = None) -> "Tuner":
+        from .tuner import Tuner, TunerSettings
+
+        settings = TunerSettings(**self.settings) if self.settings else None
+        return Tuner(self.search_space(), seed=self.seed, settings=settings, path=path)
 
     def search_space(self) -> "SearchSpace":
         from .space import SearchSpace
@@ -188,28 +199,25 @@ def open_tuner(folder: Path, experiment: Experiment, *, for_search: bool = False
 
     journal = folder / "journal"
     if for_search and _journal_available():
-        tuner = Tuner.resume(journal) if journal.exists() else Tuner(
-            experiment.search_space(), seed=experiment.seed, path=journal)
-        if journal.exists() and (folder / TUNER_FILE).exists():
-            _import_missing(tuner, Tuner.load(folder / TUNER_FILE))
+        from .journal import JOURNAL_FILE, JournalLockedError
+
+        try:
+            if (journal / JOURNAL_FILE).exists():
+                tuner = Tuner.resume(journal)
+            else:
+                tuner = experiment.new_tuner(journal)
+        except JournalLockedError as e:
+            raise UsageError(f"another carbs-like is tuning in {folder}: {e}") from None
     elif (folder / TUNER_FILE).exists():
         tuner = Tuner.load(folder / TUNER_FILE)
     elif for_search:
-        tuner = Tuner(experiment.search_space(), seed=experiment.seed)
+        tuner = experiment.new_tuner()
     else:
         raise UsageError(f"{folder}: no finished trials yet (no {TUNER_FILE}); run `carbs-like tune` first")
     if for_search:
         for trial in tuner.pending:
             tuner.forget(trial)
     return tuner
-
-
-def _import_missing(tuner: "Tuner", snapshot: "Tuner") -> None:
-    """Observations in the snapshot but not in the journal (journal added later) are added."""
-    have = {json.dumps(o.config, sort_keys=True) for o in tuner._observations}
-    for o in snapshot._observations:
-        if json.dumps(o.config, sort_keys=True) not in have:
-            tuner.add(o.config, loss=o.loss, cost=o.cost, failed=o.failed, metadata=o.metadata)
 
 
 def save_snapshot(tuner: "Tuner", folder: Path) -> None:
@@ -287,7 +295,8 @@ def run_local(tuner: "Tuner", experiment: Experiment, folder: Path, progress: "P
 
     ctx = multiprocessing.get_context("spawn")
     running: dict[Any, Any] = {}
-    with ProcessPoolExecutor(experiment.concurrency, mp_context=ctx) as pool:
+    pool = ProcessPoolExecutor(experiment.concurrency, mp_context=ctx, initializer=_ignore_sigint)
+    try:
         while True:
             while len(running) < experiment.concurrency and _limits_reached(tuner, experiment, len(running)) is None:
                 trial = tuner.ask()
@@ -303,6 +312,18 @@ def run_local(tuner: "Tuner", experiment: Experiment, folder: Path, progress: "P
                 tell_result(tuner, trial.id, result)
                 save_snapshot(tuner, folder)
                 progress.row(tuner, trial.id, result)
+    finally:
+        # On an interrupt, stop the running trials now: they are asked again on resume.
+        for proc in list(getattr(pool, "_processes", {}).values()):
+            proc.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _ignore_sigint() -> None:
+    """Worker processes leave Ctrl-C to the driver, which stops them."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def run_ray(tuner: "Tuner", experiment: Experiment, folder: Path, progress: "Progress") -> None:
@@ -402,9 +423,11 @@ def run_experiment(folder: Path, experiment: Experiment, *, backend: str, out: A
         print(f"carbs-like: the experiment already reached {reached}; raise --trials or --budget to go on", file=out)
         return tuner
     progress = Progress(tuner.space, out=out)
-    (run_ray if backend == "ray" else run_local)(tuner, experiment, folder, progress)
-    save_snapshot(tuner, folder)
-    _close(tuner)
+    try:
+        (run_ray if backend == "ray" else run_local)(tuner, experiment, folder, progress)
+    finally:
+        save_snapshot(tuner, folder)
+        _close(tuner)
     ok = sum(not o.failed for o in tuner._observations)
     print(f"carbs-like: done: {len(tuner._observations)} trials ({ok} ok), "
           f"{len(tuner.pareto_front())} on the front, total cost {sum(o.cost for o in tuner._observations):.4g}",
@@ -572,7 +595,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     space = demo_space()
     experiment = Experiment(space=space.to_dict(), trainable=DEMO_TRAINABLE, trials=args.trials,
                             budget=args.budget, concurrency=args.concurrency, seed=args.seed,
-                            gpus_per_trial=args.gpus_per_trial)
+                            gpus_per_trial=args.gpus_per_trial, settings=DEMO_SETTINGS)
     print("carbs-like demo: tuning a tiny transformer LM (byte-level, trained on the Python standard "
           "library's source) over model size, tokens, lr, batch size and weight decay.", flush=True)
     tuner = run_experiment(folder, experiment, backend=args.backend)
@@ -658,7 +681,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``carbs-like`` command; returns the exit status."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _sigterm_as_interrupt)  # `kill` stops as cleanly as Ctrl-C
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     debug = args.debug or "--debug" in extra
