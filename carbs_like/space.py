@@ -11,6 +11,7 @@ the search can move beyond the nominal range, up to one nominal width on each op
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from collections.abc import Iterable, Mapping, Sequence
@@ -55,7 +56,7 @@ class Param:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind}
-        for f in fields(self):  # type: ignore[arg-type]  # dataclass fields, not the ClassVars
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
             out[f.name] = getattr(self, f.name)
         return out
 
@@ -536,7 +537,7 @@ class SearchSpace:
             if kind not in _KINDS:
                 raise ValueError(f"{where}: 'kind' must be one of {sorted(_KINDS)}, got {kind!r}")
             cls_ = _KINDS[kind]
-            allowed = {f.name for f in fields(cls_)}  # type: ignore[arg-type]
+            allowed = {f.name for f in dataclasses.fields(cls_)}  # type: ignore[arg-type]
             extra = sorted(set(entry) - allowed)
             if extra:
                 raise ValueError(f"{where}: unknown key(s) {extra}; allowed: {sorted(allowed)}")

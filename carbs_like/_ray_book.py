@@ -1,0 +1,156 @@
+"""Bookkeeping for the Ray Tune searcher: what one Ray trial reported, what it cost, how it ended.
+
+Plain functions and a small record, no Ray import: the searcher (``carbs_like.ray``) and the tests
+use them. Ray flattens results (``{"config": {"lr": 1e-3}}`` arrives as ``{"config/lr": 1e-3}``),
+so configs are recovered from either form.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["LiveTrial", "config_from_result", "hopeless", "resource_units"]
+
+
+@dataclass
+class LiveTrial:
+    """A Ray trial the searcher is waiting on (mutable: it follows the trial's results).
+
+    Attributes:
+        tuner_id: the tuner's id of the trial, or None for a trial the searcher did not suggest
+            (a restarted trial with a new Ray id); it is imported with ``Tuner.add`` when it ends.
+        config: the trial's config, one key per param.
+        started: wall-clock time (``time.time()``) when the searcher handed the trial out.
+        loss: the last reported value of the metric (as reported, before any sign flip), if any.
+        cost: the last reported value of the cost metric, if any.
+        time_total_s: Ray's ``time_total_s`` of the last result, if any.
+        resources: the trial's resources (``{"CPU": 1, "GPU": 0.5}``), if known.
+        truncated: the scheduler stopped the trial early.
+    """
+
+    tuner_id: int | None
+    config: dict[str, Any]
+    started: float = field(default_factory=time.time)
+    loss: float | None = None
+    cost: float | None = None
+    time_total_s: float | None = None
+    resources: dict[str, float] | None = None
+    truncated: bool = False
+
+    def update(self, result: Mapping[str, Any], *, metric: str, cost: str) -> None:
+        """Follow a (flattened) Ray result; keys it lacks keep their last value."""
+        if _is_number(result.get(metric)):
+            self.loss = float(result[metric])
+        if _is_number(result.get(cost)):
+            self.cost = float(result[cost])
+        if _is_number(result.get("time_total_s")):
+            self.time_total_s = float(result["time_total_s"])
+
+    def spent(self, default_resources: Mapping[str, float] | None) -> tuple[float, str]:
+        """The cost spent so far and where it comes from.
+
+        The reported cost metric if there is one; else ``time_total_s`` times the trial's GPUs
+        (or CPUs when it has none); else the wall-clock time since it was handed out, times the
+        same units (a trial that died before its first result).
+
+        Returns:
+            ``(cost, source)`` with cost > 0 and source one of ``"reported"``,
+            ``"time_total_s"``, ``"wall_clock"``.
+        """
+        if self.cost is not None and math.isfinite(self.cost) and self.cost > 0:
+            return self.cost, "reported"
+        units = resource_units(self.resources or default_resources)
+        if self.time_total_s is not None and self.time_total_s > 0:
+            return self.time_total_s * units, "time_total_s"
+        return max(time.time() - self.started, 1e-3) * units, "wall_clock"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tuner_id": self.tuner_id, "config": dict(self.config), "started": self.started,
+            "loss": self.loss, "cost": self.cost, "time_total_s": self.time_total_s,
+            "resources": self.resources, "truncated": self.truncated,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "LiveTrial":
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+def resource_units(resources: Mapping[str, float] | None) -> float:
+    """How many devices a trial holds: its GPUs if any, else its CPUs (at least 1 when unknown)."""
+    if not resources:
+        return 1.0
+    gpus = float(resources.get("GPU", resources.get("gpu", 0.0)) or 0.0)
+    if gpus > 0:
+        return gpus
+    cpus = float(resources.get("CPU", resources.get("cpu", 1.0)) or 0.0)
+    return cpus if cpus > 0 else 1.0
+
+
+def config_from_result(result: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any] | None:
+    """The params ``names`` of the trial that produced a Ray result, or None if it lacks any.
+
+    Ray puts the trial's config into every result, as ``result["config"]`` or, flattened, as
+    ``result["config/<name>"]``.
+    """
+    nested = result.get("config")
+    config: dict[str, Any] = {}
+    for name in names:
+        if isinstance(nested, Mapping) and name in nested:
+            config[name] = nested[name]
+        elif f"config/{name}" in result:
+            config[name] = result[f"config/{name}"]
+        else:
+            return None
+    return config
+
+
+def hopeless(
+    curve: Sequence[tuple[float, float]],
+    *,
+    final_cost: float,
+    front: Sequence[tuple[float, float]],
+    margin: float = 0.0,
+    window: int = 3,
+) -> bool:
+    """Whether a running trial cannot reach the front at the cost it will have spent.
+
+    The forecast is optimistic: the loss keeps falling, linearly in log cost, at the steepest
+    rate of the last ``window`` steps of its curve (learning curves flatten in log cost, so this
+    undershoots them), from where it is now to ``final_cost``. The trial is hopeless if even that
+    forecast is no better than the best loss of any observation costing at most ``final_cost``.
+
+    Args:
+        curve: ``(cost spent, loss)`` pairs of the trial so far, in order.
+        final_cost: what the trial will have spent when it finishes.
+        front: ``(cost, loss)`` of finished, untruncated observations.
+        margin: stop only if the forecast is worse by more than ``margin * |front loss|``.
+        window: how many recent steps of the curve set the rate.
+
+    Returns:
+        True if the trial should be stopped. False when nothing finished costs at most
+        ``final_cost`` (no front to compare with) or the curve has fewer than two points.
+    """
+    best = [loss for cost, loss in front if cost <= final_cost]
+    if not best or len(curve) < 2:
+        return False
+    target = min(best)
+    cost_now, loss_now = curve[-1]
+    recent = curve[-(window + 1) :]
+    slopes = [
+        (l1 - l0) / math.log(c1 / c0)
+        for (c0, l0), (c1, l1) in zip(recent[:-1], recent[1:])
+        if c0 > 0 and c1 > c0
+    ]
+    rate = min([0.0, *slopes])  # <= 0: the steepest fall seen lately (none: no fall)
+    forecast = loss_now + rate * math.log(max(final_cost / cost_now, 1.0))
+    return forecast > target + margin * abs(target)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
