@@ -311,7 +311,7 @@ def run_local(tuner: "Tuner", experiment: Experiment, folder: Path, progress: "P
                 result = fut.result()
                 tell_result(tuner, trial.id, result)
                 save_snapshot(tuner, folder)
-                progress.row(tuner, trial.id, result)
+                progress.row(trial.id, trial.config, result)
     finally:
         # On an interrupt, stop the running trials now: they are asked again on resume.
         for proc in list(getattr(pool, "_processes", {}).values()):
@@ -335,41 +335,54 @@ def run_ray(tuner: "Tuner", experiment: Experiment, folder: Path, progress: "Pro
 
 # ------------------------------------------------------------------------ progress ------------
 class Progress:
-    """Prints one row per finished trial: its config, loss, cost, the front size, the best so far."""
+    """Prints one row per finished trial: its config, loss, cost, the front size, the best so far.
 
-    def __init__(self, space: "SearchSpace", *, out: Any = None, start: float | None = None) -> None:
+    It keeps its own list of (cost, loss) so it never waits for the tuner (which a background
+    thread may be fitting).
+    """
+
+    def __init__(self, space: "SearchSpace", *, out: Any = None,
+                 previous: Sequence[tuple[Any, float, float | None]] = ()) -> None:
         self.names = list(space.names)
         self.out = out or sys.stdout
-        self.start = start or time.time()
-        self._header_done = False
+        self.start = time.time()
+        self.points: list[tuple[float, float | None]] = [(c, l) for _, c, l in previous]
+        self.best: tuple[float, str] | None = None
+        for label, _, loss in previous:
+            if loss is not None and (self.best is None or loss < self.best[0]):
+                self.best = (loss, str(label))
+        self._widths: list[int] | None = None
 
     def header(self) -> None:
         cols = ["trial", *[_short(n) for n in self.names], "loss", "cost", "front", "best (trial)", "time"]
-        widths = [5, *[9] * len(self.names), 7, 8, 5, 14, 6]
-        self._widths = widths
-        print("  ".join(c.rjust(w) for c, w in zip(cols, widths)), file=self.out, flush=True)
-        self._header_done = True
+        self._widths = [5, *[9] * len(self.names), 7, 8, 5, 14, 6]
+        print("  ".join(c.rjust(w) for c, w in zip(cols, self._widths)), file=self.out, flush=True)
 
-    def row(self, tuner: "Tuner", trial_id: int, result: Mapping[str, Any]) -> None:
-        if not self._header_done:
+    def row(self, label: Any, config: Mapping[str, Any], result: Mapping[str, Any]) -> None:
+        if self._widths is None:
             self.header()
-        config = tuner._trials[trial_id].config
-        loss = "failed" if result.get("failed") else f"{result['loss']:.4f}"
-        best = _best(tuner)
-        cells = [str(trial_id), *[_fmt(config[n]) for n in self.names], loss, _fmt(float(result["cost"])),
-                 str(len(tuner.pareto_front())), f"{best[0]:.4f} ({best[1]})" if best else "-",
+        failed = bool(result.get("failed")) or not math.isfinite(float(result.get("loss", math.nan)))
+        loss = None if failed else float(result["loss"])
+        self.points.append((float(result["cost"]), loss))
+        if loss is not None and (self.best is None or loss < self.best[0]):
+            self.best = (loss, str(label))
+        cells = [str(label), *[_fmt(config.get(n, "-")) for n in self.names],
+                 "failed" if loss is None else f"{loss:.4f}", _fmt(float(result["cost"])),
+                 str(front_size(self.points)), f"{self.best[0]:.4f} ({self.best[1]})" if self.best else "-",
                  _clock(time.time() - self.start)]
-        print("  ".join(c.rjust(w) for c, w in zip(cells, self._widths)), file=self.out, flush=True)
+        print("  ".join(c.rjust(w) for c, w in zip(cells, self._widths)), file=self.out, flush=True)  # type: ignore[arg-type]
         if result.get("error"):
-            print(f"      trial {trial_id} raised {result['error']}", file=self.out, flush=True)
+            print(f"      trial {label} raised {result['error']}", file=self.out, flush=True)
 
 
-def _best(tuner: "Tuner") -> tuple[float, int] | None:
-    ok = [o for o in tuner._observations if not o.failed]
-    if not ok:
-        return None
-    o = min(ok, key=lambda o: o.loss)
-    return o.loss, o.trial_id
+def front_size(points: Sequence[tuple[float, float | None]]) -> int:
+    """Number of (cost, loss) points on the front of lower loss for lower cost."""
+    ok = sorted((c, l) for c, l in points if l is not None)
+    size, best = 0, math.inf
+    for _, loss in ok:
+        if loss < best:
+            size, best = size + 1, loss
+    return size
 
 
 def _short(name: str) -> str:
@@ -422,7 +435,7 @@ def run_experiment(folder: Path, experiment: Experiment, *, backend: str, out: A
     if reached:
         print(f"carbs-like: the experiment already reached {reached}; raise --trials or --budget to go on", file=out)
         return tuner
-    progress = Progress(tuner.space, out=out)
+    progress = Progress(tuner.space, out=out, previous=[(o.trial_id, o.cost, o.loss) for o in tuner._observations])
     try:
         (run_ray if backend == "ray" else run_local)(tuner, experiment, folder, progress)
     finally:
@@ -500,8 +513,12 @@ def _table(df: "pd.DataFrame", names: Sequence[str]) -> str:
     if df.empty:
         return "  (none)"
     cols = ["trial_id", *names, "loss", "cost", "status"]
-    rows = [[_fmt(v) if not (isinstance(v, float) and math.isnan(v)) else "-" for v in r]
-            for r in df[cols].itertuples(index=False)]
+    def cell(col: str, v: Any) -> str:
+        if isinstance(v, float) and math.isnan(v):
+            return "-"
+        return f"{v:.4f}" if col == "loss" else _fmt(v)
+
+    rows = [[cell(c, v) for c, v in zip(cols, r)] for r in df[cols].itertuples(index=False)]
     head = ["trial", *[_short(n) for n in names], "loss", "cost", "status"]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
     out = ["  " + "  ".join(h.rjust(w) for h, w in zip(head, widths))]
@@ -712,6 +729,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ncarbs-like: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":
