@@ -21,20 +21,35 @@ if TYPE_CHECKING:
     from .cli import Experiment
     from .tuner import Tuner
 
-__all__ = ["demo_target", "format_prediction", "loss_band", "predict", "run_verify"]
+__all__ = ["demo_target", "fit_law", "format_prediction", "loss_band", "predict", "run_verify"]
 
 
-def predict(tuner: "Tuner", *, scaling: Mapping[str, float] | None = None, cost: float | None = None) -> Any:
-    """``tuner.scaling_law().predict(...)`` at the target; a one-line error when it cannot."""
+def fit_law(tuner: "Tuner", *, n_bootstrap: int = 32) -> Any:
+    """The tuner's :class:`~carbs_like.scaling.ScalingLaw`; a one-line error when it cannot fit.
+
+    Args:
+        n_bootstrap: refits behind the uncertainty bands (each costs about a second of CPU).
+    """
     import importlib.util
 
     from .cli import UsageError
 
     if importlib.util.find_spec("carbs_like.scaling") is None:
         raise UsageError("proposals need carbs_like.scaling, which this build does not include")
+    from .scaling import ScalingLaw
+
     try:
-        law = tuner.scaling_law()
-        return law.predict(cost=cost) if cost is not None else law.predict(**dict(scaling or {}))
+        return ScalingLaw.fit(tuner, n_bootstrap=n_bootstrap)
+    except ValueError as e:
+        raise UsageError(f"cannot fit a scaling law: {e}") from None
+
+
+def predict(law: Any, *, scaling: Mapping[str, float] | None = None, cost: float | None = None) -> Any:
+    """``law.predict(...)`` at the target size or budget; a one-line error when it cannot."""
+    from .cli import UsageError
+
+    try:
+        return law.predict(cost=cost) if cost is not None else law.predict(dict(scaling or {}))
     except ValueError as e:
         raise UsageError(f"cannot propose: {e}") from None
 
@@ -138,7 +153,7 @@ def perturbations(config: Mapping[str, Any], params: Sequence[str], factors: Seq
 
 def run_verify(tuner: "Tuner", experiment: "Experiment", folder: Path, *, scaling: Mapping[str, float] | None,
                cost: float | None, factors: Sequence[float], params: Sequence[str], dry_run: bool = False,
-               out: Any = None) -> dict[str, Any]:
+               n_bootstrap: int = 32, out: Any = None) -> dict[str, Any]:
     """Train the proposal and its perturbations at the target size; write ``verify.json``.
 
     Runs already in ``verify.json`` for the same configs are not trained again, so an interrupted
@@ -149,7 +164,7 @@ def run_verify(tuner: "Tuner", experiment: "Experiment", folder: Path, *, scalin
     from .tuner import write_json_atomic
 
     out = out or sys.stdout
-    pred = predict(tuner, scaling=scaling, cost=cost)
+    pred = predict(fit_law(tuner, n_bootstrap=n_bootstrap), scaling=scaling, cost=cost)
     config = config_of(pred)
     unknown = [p for p in params if p not in config]
     numeric = [p for p in params if p in config and not isinstance(tuner.space[p], ChoiceParam)]

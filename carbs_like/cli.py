@@ -533,7 +533,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     experiment = Experiment.load(folder)
     tuner = open_tuner(folder, experiment)
     html = write_report(tuner, folder / "report", title=f"carbs-like: {folder.name}",
-                        verify=_read_verify(folder))
+                        verify=_read_verify(folder), n_bootstrap=args.bootstrap)
     print(f"carbs-like: wrote {html} (open it in a browser) and the figures beside it")
     return 0
 
@@ -565,13 +565,6 @@ def _scaling_values(tuner: "Tuner", extra: Sequence[str]) -> dict[str, float]:
     return values
 
 
-def proposal(tuner: "Tuner", *, scaling: Mapping[str, float] | None = None, cost: float | None = None) -> Any:
-    """The scaling law's prediction at the target (``law.predict``), or its plain config."""
-    from ._propose import predict
-
-    return predict(tuner, scaling=scaling, cost=cost)
-
-
 def cmd_propose(args: argparse.Namespace, extra: Sequence[str]) -> int:
     folder = Path(args.path)
     experiment = Experiment.load(folder)
@@ -580,9 +573,9 @@ def cmd_propose(args: argparse.Namespace, extra: Sequence[str]) -> int:
     if bool(scaling) == (args.cost is not None):
         axes = " ".join(f"--{s.replace('_', '-')} X" for s in tuner.space.scaling)
         raise UsageError(f"give the target size ({axes}) or --cost C, not both")
-    from ._propose import format_prediction
+    from ._propose import fit_law, format_prediction, predict
 
-    pred = proposal(tuner, scaling=scaling or None, cost=args.cost)
+    pred = predict(fit_law(tuner, n_bootstrap=args.bootstrap), scaling=scaling or None, cost=args.cost)
     print(format_prediction(pred, tuner))
     if args.json:
         print(json.dumps(pred.config, indent=1))
@@ -599,7 +592,7 @@ def cmd_verify(args: argparse.Namespace, extra: Sequence[str]) -> int:
     if not scaling and args.cost is None:
         raise UsageError("give the target size (e.g. --n-params 3e6 --tokens 1.5e7) or --cost C")
     run_verify(tuner, experiment, folder, scaling=scaling or None, cost=args.cost,
-               factors=args.factors, params=args.params, dry_run=args.dry_run)
+               factors=args.factors, params=args.params, dry_run=args.dry_run, n_bootstrap=args.bootstrap)
     return 0
 
 
@@ -616,16 +609,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print("carbs-like demo: tuning a tiny transformer LM (byte-level, trained on the Python standard "
           "library's source) over model size, tokens, lr, batch size and weight decay.", flush=True)
     tuner = run_experiment(folder, experiment, backend=args.backend)
-    html = write_report(tuner, folder / "report", title="carbs-like demo: tiny LM on the Python stdlib",
-                        verify=_read_verify(folder))
-    print(f"\nreport: {html}")
+    from ._propose import fit_law, predict
+
     target = demo_target(tuner, factor=10.0)
-    pred = proposal(tuner, scaling=target)
-    print("\nproposal for a model 10x larger than any trained:")
+    print("\nfitting the scaling law ...", flush=True)
+    try:
+        law = fit_law(tuner, n_bootstrap=args.bootstrap)
+    except UsageError as e:
+        html = write_report(tuner, folder / "report", title=_DEMO_TITLE, verify=_read_verify(folder))
+        print(f"report: {html}\ncarbs-like: no proposal: {e}; rerun with more --trials to continue the search")
+        return 1
+    pred = predict(law, scaling=target)
+    html = write_report(tuner, folder / "report", title=_DEMO_TITLE, law=law, proposal=pred, target=target,
+                        verify=_read_verify(folder))
+    print(f"report: {html}")
+    print("\nproposal for a model 10x larger than any trained (n_params and tokens x10):")
     print(format_prediction(pred, tuner))
     axes = " ".join(f"--{k.replace('_', '-')} {v:.3g}" for k, v in target.items())
-    print(f"\ncheck it: python -m carbs_like.cli verify {folder} {axes}   (demo wall time {_clock(time.time() - start)})")
+    print(f"\ncheck it: carbs-like verify {folder} {axes}\n(demo wall time {_clock(time.time() - start)})")
     return 0
+
+
+_DEMO_TITLE = "carbs-like demo: a tiny LM on the Python standard library"
 
 
 def demo_space() -> "SearchSpace":
@@ -658,9 +663,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="ray (Ray Tune + CarbsSearcher), local (process pool), auto: ray when installed")
         q.add_argument("--seed", type=int, default=0)
 
+    def bootstrap(q: argparse.ArgumentParser, default: int = 32) -> None:
+        q.add_argument("--bootstrap", type=int, default=default,
+                       help=f"scaling-law refits behind the uncertainty bands (default {default}; fewer is faster)")
+
     q = sub.add_parser("demo", help="tune a tiny LM on this machine (~10 min on 2 cores), report, propose 10x")
     q.add_argument("--path", default="runs/demo", help="experiment folder (default runs/demo)")
     limits(q, trials=60, budget=1000.0, concurrency=2)
+    bootstrap(q, 16)
     q.set_defaults(func=cmd_demo)
 
     q = sub.add_parser("tune", help="tune a trainable over a search-space file (resumes on the same --path)")
@@ -680,12 +690,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("report", help="write PATH/report/report.html and its figures")
     q.add_argument("path", metavar="PATH")
+    bootstrap(q)
     q.set_defaults(func=cmd_report)
 
     q = sub.add_parser("propose", help="config for a larger run: --n-params N --tokens D (any scaling axis) or --cost C")
     q.add_argument("path", metavar="PATH")
     q.add_argument("--cost", type=float, default=None, help="compute-optimal config for this budget")
     q.add_argument("--json", action="store_true", help="also print the config as JSON")
+    bootstrap(q)
     q.set_defaults(func=cmd_propose, takes_extra=True)
 
     q = sub.add_parser("verify", help="train the proposal and perturbations of it at the target size")
@@ -694,6 +706,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--params", nargs="+", default=["lr"], help="params to perturb (default lr)")
     q.add_argument("--factors", nargs="+", type=float, default=[0.5, 2.0], help="multipliers (default 0.5 2)")
     q.add_argument("--dry-run", action="store_true", help="print the plan and its estimated time only")
+    bootstrap(q)
     q.set_defaults(func=cmd_verify, takes_extra=True)
     return p
 

@@ -172,14 +172,16 @@ def figure_history(tuner: "Tuner") -> "Figure":
 
 
 # ------------------------------------------------------------------------ the scaling law -----
-def _fit_law(tuner: "Tuner") -> tuple[Any | None, str | None]:
+def _fit_law(tuner: "Tuner", n_bootstrap: int) -> tuple[Any | None, str | None]:
     """The tuner's scaling law, or None and why not (too few trials, scaling not installed)."""
     import importlib.util
 
     if importlib.util.find_spec("carbs_like.scaling") is None:
         return None, "carbs_like.scaling is not installed in this build"
+    from .scaling import ScalingLaw
+
     try:
-        return tuner.scaling_law(), None
+        return ScalingLaw.fit(tuner, n_bootstrap=n_bootstrap), None
     except ValueError as e:  # too few observations, no scaling axes: the law says why
         return None, str(e)
 
@@ -206,15 +208,10 @@ def _law_curve(law: Any, tuner: "Tuner", *, n: int = 40, beyond: float = 10.0) -
     return pd.DataFrame(rows) if rows else None
 
 
-def _relations_figure(law: Any, tuner: "Tuner") -> "Figure | None":
-    from . import plots  # written alongside scaling.py
+def _relations_figure(law: Any, target: Mapping[str, float] | None) -> "Figure":
+    from .plots import plot_relations  # written alongside scaling.py
 
-    for name in ("plot_relations", "relations", "plot_scaling_relations"):
-        fn = getattr(plots, name, None)
-        if callable(fn):
-            fig = fn(law)
-            return getattr(fig, "figure", fig)
-    return None
+    return plot_relations(law, target=dict(target) if target else None)
 
 
 # ------------------------------------------------------------------------ HTML ----------------
@@ -223,8 +220,11 @@ def write_report(
     folder: str | Path,
     *,
     title: str = "carbs-like report",
+    law: Any | None = None,
     proposal: Any | None = None,
+    target: Mapping[str, float] | None = None,
     verify: Mapping[str, Any] | None = None,
+    n_bootstrap: int = 32,
 ) -> Path:
     """Write the figures and ``report.html`` into ``folder``; returns the HTML path.
 
@@ -232,13 +232,17 @@ def write_report(
         tuner: the tuner with the observations to report.
         folder: where to write (created if needed).
         title: the page title.
+        law: the fitted scaling law (default: fitted here, with ``n_bootstrap`` refits).
+        target: scaling values of a proposal, marked on the relations.
         proposal: optional prediction (``law.predict(...)``) to show.
         verify: optional results of ``carbs-like verify`` (``verify.json``).
     """
     plt = _pyplot()
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    law, why = _fit_law(tuner) if len(tuner.observations()) else (None, "no observations yet")
+    why = None
+    if law is None:
+        law, why = _fit_law(tuner, n_bootstrap) if len(tuner.observations()) else (None, "no observations yet")
     figures: list[tuple[str, str, Path]] = []
 
     def save(fig: "Figure", name: str, caption: str) -> None:
@@ -257,7 +261,7 @@ def write_report(
          "the fitted loss law's predicted compute-optimal loss with its band, extrapolated 10x beyond "
          "the most expensive trial (dotted line).")
     if law is not None:
-        fig = _relations_figure(law, tuner)
+        fig = _relations_figure(law, target)
         if fig is not None:
             save(fig, "relations.png", "Scaling relations: the best value of each param against the scaling "
                  "axes, the points behind each fit, and the extrapolation band.")
