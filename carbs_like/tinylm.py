@@ -177,8 +177,12 @@ class TinyLM(nn.Module):
         self.ln = nn.LayerNorm(d)
 
     def init_weights(self, generator: torch.Generator) -> None:
-        """GPT-2 initialisation (std 0.02, residual projections scaled by depth) from ``generator``."""
+        """GPT-2 initialisation from ``generator``: weights N(0, 0.02) (residual projections scaled
+        by depth), biases zero; so a run depends on its seed only, never on the global RNG."""
         for name, p in self.named_parameters():
+            if name.endswith("bias"):
+                with torch.no_grad():
+                    p.zero_()
             if p.dim() < 2 or name == "pos":
                 continue
             std = 0.02 / math.sqrt(2 * self.shape.n_layers) if name.endswith(("out.weight", "proj.weight")) else 0.02
