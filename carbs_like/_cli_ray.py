@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import ray
 from ray import tune
 
-from .cli import TUNER_FILE, Experiment, Progress, _limits_reached, run_trainable
+from .cli import TUNER_FILE, Experiment, Progress, _limits_reached, run_trainable, totals
 from .ray import CarbsSearcher
 from .tuner import write_json_atomic
 
@@ -68,12 +68,12 @@ class ProgressCallback(tune.Callback):
 
 def run(tuner: "Tuner", experiment: Experiment, folder: Path, progress: Progress) -> None:
     """Run trials through Tune until the experiment's trial count or budget is reached."""
-    spent = sum(o.cost for o in tuner._observations)
-    remaining = experiment.trials - len(tuner._observations)
+    n_done, spent_cost = totals(tuner)
+    remaining = experiment.trials - n_done
     resources = {"cpu": experiment.cpus_per_trial, "gpu": experiment.gpus_per_trial}
     searcher = CarbsSearcher(
         tuner, metric="loss", cost="cost", max_trials=remaining,
-        max_cost=None if experiment.budget is None else experiment.budget - spent,
+        max_cost=None if experiment.budget is None else experiment.budget - spent_cost,
         max_concurrent=experiment.concurrency, resources=resources,
     )
     _init_ray(experiment)
@@ -84,7 +84,7 @@ def run(tuner: "Tuner", experiment: Experiment, folder: Path, progress: Progress
     )
     storage = (folder / "ray").resolve()
     name = f"run{len(list(storage.glob('run*'))) if storage.exists() else 0}"
-    callback = ProgressCallback(searcher, folder, progress, first_label=len(tuner._observations))
+    callback = ProgressCallback(searcher, folder, progress, first_label=n_done)
     tuner_ray = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher, num_samples=-1, reuse_actors=True),

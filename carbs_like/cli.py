@@ -278,13 +278,18 @@ def tell_result(tuner: "Tuner", trial_id: int, result: Mapping[str, Any]) -> Non
                failed=failed, metadata=meta)
 
 
+def totals(tuner: "Tuner") -> tuple[int, float]:
+    """(finished trials, their total cost)."""
+    df = tuner.observations()
+    return len(df), float(df["cost"].sum())
+
+
 def _limits_reached(tuner: "Tuner", experiment: Experiment, running: int = 0) -> str | None:
-    n = len(tuner._observations) + running
-    if n >= experiment.trials:
+    n, spent_cost = totals(tuner)
+    if n + running >= experiment.trials:
         return f"{experiment.trials} trials"
-    spent = sum(o.cost for o in tuner._observations)
-    if experiment.budget is not None and spent >= experiment.budget:
-        return f"the cost budget {experiment.budget:g} (spent {spent:.4g})"
+    if experiment.budget is not None and spent_cost >= experiment.budget:
+        return f"the cost budget {experiment.budget:g} (spent {spent_cost:.4g})"
     return None
 
 
@@ -425,7 +430,7 @@ def run_experiment(folder: Path, experiment: Experiment, *, backend: str, out: A
     folder.mkdir(parents=True, exist_ok=True)
     experiment.save(folder)
     tuner = open_tuner(folder, experiment, for_search=True)
-    n_done = len(tuner._observations)
+    n_done, _ = totals(tuner)
     backend = _choose_backend(backend, out=out)
     limit = f"{experiment.trials} trials" + (f" or cost {experiment.budget:g}" if experiment.budget else "")
     verb = f"resuming at trial {n_done}" if n_done else "starting"
@@ -435,15 +440,18 @@ def run_experiment(folder: Path, experiment: Experiment, *, backend: str, out: A
     if reached:
         print(f"carbs-like: the experiment already reached {reached}; raise --trials or --budget to go on", file=out)
         return tuner
-    progress = Progress(tuner.space, out=out, previous=[(o.trial_id, o.cost, o.loss) for o in tuner._observations])
+    df = tuner.observations()
+    previous = [(int(t), float(c), None if s != "ok" else float(l))
+                for t, c, l, s in zip(df["trial_id"], df["cost"], df["loss"], df["status"])]
+    progress = Progress(tuner.space, out=out, previous=previous)
     try:
         (run_ray if backend == "ray" else run_local)(tuner, experiment, folder, progress)
     finally:
         save_snapshot(tuner, folder)
         _close(tuner)
-    ok = sum(not o.failed for o in tuner._observations)
-    print(f"carbs-like: done: {len(tuner._observations)} trials ({ok} ok), "
-          f"{len(tuner.pareto_front())} on the front, total cost {sum(o.cost for o in tuner._observations):.4g}",
+    df = tuner.observations()
+    print(f"carbs-like: done: {len(df)} trials ({int((df['status'] == 'ok').sum())} ok), "
+          f"{len(tuner.pareto_front())} on the front, total cost {df['cost'].sum():.4g}",
           file=out, flush=True)
     return tuner
 
@@ -617,7 +625,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         law = fit_law(tuner, n_bootstrap=args.bootstrap)
     except UsageError as e:
         html = write_report(tuner, folder / "report", title=_DEMO_TITLE, verify=_read_verify(folder))
-        print(f"report: {html}\ncarbs-like: no proposal: {e}; rerun with more --trials to continue the search")
+        print(f"report: {html}\ncarbs-like: no proposal: {e}\nContinue the search: carbs-like demo --trials "
+              f"{totals(tuner)[0] + 16}")
         return 1
     pred = predict(law, scaling=target)
     html = write_report(tuner, folder / "report", title=_DEMO_TITLE, law=law, proposal=pred, target=target,
@@ -669,7 +678,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("demo", help="tune a tiny LM on this machine (~10 min on 2 cores), report, propose 10x")
     q.add_argument("--path", default="runs/demo", help="experiment folder (default runs/demo)")
-    limits(q, trials=60, budget=1000.0, concurrency=2)
+    # 48 trials: the scaling law needs >= 32 successful runs; ~10 min on 2 cores. No cost budget by
+    # default, since cost is measured seconds and a busy machine would stop the search too early.
+    limits(q, trials=48, budget=None, concurrency=2)
     bootstrap(q, 16)
     q.set_defaults(func=cmd_demo)
 

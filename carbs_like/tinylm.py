@@ -44,7 +44,7 @@ from torch import Tensor, nn
 if TYPE_CHECKING:
     from .space import SearchSpace
 
-__all__ = ["Corpus", "ModelShape", "TinyLM", "load_corpus", "model_shape", "search_space", "train"]
+__all__ = ["Corpus", "ModelShape", "TinyLM", "load_corpus", "model_shape", "ray_trainable", "search_space", "train"]
 
 VOCAB = 256
 _HEAD_DIM = 16
@@ -330,3 +330,10 @@ def search_space() -> "SearchSpace":
         ],
         scaling=["n_params", "tokens"],
     )
+
+
+def ray_trainable(config: Mapping[str, Any]) -> None:
+    """:func:`train` as a Ray Tune function trainable: reports its result dict once, at the end."""
+    from ray import tune
+
+    tune.report(train(config))
