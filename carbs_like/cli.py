@@ -206,6 +206,8 @@ def open_tuner(folder: Path, experiment: Experiment, *, for_search: bool = False
                 tuner = Tuner.resume(journal)
             else:
                 tuner = experiment.new_tuner(journal)
+                if (folder / TUNER_FILE).exists():  # a folder made without a journal: import its runs
+                    _import_runs(tuner, Tuner.load(folder / TUNER_FILE))
         except JournalLockedError as e:
             raise UsageError(f"another carbs-like is tuning in {folder}: {e}") from None
     elif (folder / TUNER_FILE).exists():
@@ -218,6 +220,13 @@ def open_tuner(folder: Path, experiment: Experiment, *, for_search: bool = False
         for trial in tuner.pending:
             tuner.forget(trial)
     return tuner
+
+
+def _import_runs(tuner: "Tuner", source: "Tuner") -> None:
+    for row in source.observations().to_dict("records"):
+        failed = row["status"] != "ok"
+        tuner.add({n: row[n] for n in tuner.space.names}, loss=None if failed else row["loss"], cost=row["cost"],
+                  failed=failed)
 
 
 def save_snapshot(tuner: "Tuner", folder: Path) -> None:
