@@ -713,17 +713,22 @@ def build_parser() -> argparse.ArgumentParser:
     bootstrap(q)
     q.set_defaults(func=cmd_report)
 
-    q = sub.add_parser("propose", help="config for a larger run: --n-params N --tokens D (any scaling axis) or --cost C")
+    target_help = ("The target size is --NAME VALUE for each scaling axis of the experiment's space, e.g. "
+                   "--n-params 2e6 --tokens 1e7 (values may lie far beyond the searched ranges).")
+    q = sub.add_parser("propose", help="config for a larger run: --n-params N --tokens D (any scaling axis) or --cost C",
+                       epilog=target_help)
     q.add_argument("path", metavar="PATH")
     q.add_argument("--cost", type=float, default=None, help="compute-optimal config for this budget")
     q.add_argument("--json", action="store_true", help="also print the config as JSON")
     bootstrap(q)
     q.set_defaults(func=cmd_propose, takes_extra=True)
 
-    q = sub.add_parser("verify", help="train the proposal and perturbations of it at the target size")
+    q = sub.add_parser("verify", help="train the proposal and perturbations of it at the target size",
+                       epilog=target_help + " It prints the predicted time first; --dry-run stops there.")
     q.add_argument("path", metavar="PATH")
     q.add_argument("--cost", type=float, default=None)
-    q.add_argument("--params", nargs="+", default=["lr"], help="params to perturb (default lr)")
+    q.add_argument("--params", nargs="+", default=["lr"],
+                   help="params to perturb, e.g. lr batch_size weight_decay (default lr)")
     q.add_argument("--factors", nargs="+", type=float, default=[0.5, 2.0], help="multipliers (default 0.5 2)")
     q.add_argument("--dry-run", action="store_true", help="print the plan and its estimated time only")
     bootstrap(q)
