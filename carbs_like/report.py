@@ -98,7 +98,8 @@ def figure_front(tuner: "Tuner", *, law_curve: "pd.DataFrame | None" = None, cos
                     label="fitted loss law")
             ax.fill_between(law_curve["cost"], law_curve["lo"], law_curve["hi"], color=_LAW_COLOR, alpha=0.15,
                             lw=0, zorder=1, label="law band")
-            ax.axvline(float(df["cost"].max()), color="0.5", lw=0.8, ls=":", zorder=1)
+            ax.axvline(float(df["cost"].max()), color="0.5", lw=0.8, ls=":", zorder=1,
+                       label="costliest trial")
         ax.set_xscale("log")
         _set_loss_limits(ax, ok, law_curve)
         if len(bad):
@@ -120,7 +121,7 @@ def _set_loss_limits(ax: Any, ok: "pd.DataFrame", law_curve: "pd.DataFrame | Non
     losses = ok["loss"].to_numpy(float)
     lo = losses.min()
     if law_curve is not None and len(law_curve):
-        lo = min(lo, float(np.nanmin(law_curve["lo"])))
+        lo = min(lo, float(np.nanmin(law_curve["loss"])))  # the band may run off the axis
     hi = float(np.quantile(losses, 0.95)) if len(losses) >= 5 else losses.max()
     pad = 0.06 * max(hi - lo, 1e-9)
     ax.set_ylim(lo - pad, hi + pad)
