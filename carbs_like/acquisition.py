@@ -32,6 +32,7 @@ from .surrogate import ObservedData, Surrogate
 
 __all__ = [
     "Geometry",
+    "NumericalFault",
     "Suggestion",
     "expected_improvement",
     "front_loss_at",
@@ -101,6 +102,10 @@ def log_expected_improvement(mean: Tensor, std: Tensor, best: Tensor) -> Tensor:
 def expected_improvement(mean: Tensor, std: Tensor, best: Tensor) -> Tensor:
     """E[max(best - Y, 0)] for Y ~ N(mean, std^2)."""
     return torch.exp(log_expected_improvement(mean, std, best))
+
+
+class NumericalFault(RuntimeError):
+    """The models scored no candidate with a finite number (NaN predictions); the message says why."""
 
 
 @dataclass(frozen=True)
@@ -236,6 +241,8 @@ def suggest(
         _sobol(n_sobol, geometry, generator),
     ])
 
+    n_nan = [0]  # candidates whose score came out NaN (a numerical fault in the models)
+
     def score(X: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         X = geometry.round(X)
         mean, std = model.loss(X)
@@ -252,6 +259,9 @@ def suggest(
         s = s - 50.0 * outside
         if max_log_cost is not None:
             s = torch.where(log_cost <= max_log_cost, s, torch.full_like(s, -math.inf))
+        nan = torch.isnan(s)
+        n_nan[0] += int(nan.sum())
+        s = torch.where(nan, torch.full_like(s, -math.inf), s)  # never let a NaN win a topk
         return X, s, mean, log_cost, p_ok
 
     X1, s1, *_ = score(X1)
@@ -276,6 +286,10 @@ def suggest(
             "(widen the bounds, or drop integer multiples that make it too coarse)"
         )
     s = torch.where(fresh, s, torch.full_like(s, -math.inf))
+    if n_nan[0]:
+        note = f"{n_nan[0]} of {X.shape[0]} candidates scored NaN (a numerical fault in the models); skipped them"
+        if not bool(torch.isfinite(s).any()):
+            raise NumericalFault(note.replace("skipped them", "no candidate has a finite score"))
     if not bool(torch.isfinite(s).any()):
         # Nothing under the cost cap: take the cheapest fresh candidate and say so.
         log_cost = model.log_cost(X)

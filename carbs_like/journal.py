@@ -9,6 +9,16 @@
                       then one JSON object per event, written, flushed and fsync'd as it happens
       lock            who has the journal open (pid, host, time); an OS lock (flock) is held on it
 
+Each event line is a JSON object with ``event`` and ``time`` (UTC, ISO 8601) and its data:
+
+.. code-block:: text
+
+    {"event": "ask", "time": ..., "trial": {"id", "config", "metadata"},
+     "state": {"rng", "sobol_drawn", "next_id", "hyperparameters", "n_at_fit"}}
+    {"event": "tell", "time": ..., "observation": {"trial_id", "config", "loss", "cost", "failed", "metadata"}}
+    {"event": "add", "time": ..., "trial": {...}, "observation": {...}}
+    {"event": "forget", "time": ..., "trial_id": 7}
+
 ``Tuner.resume("runs/sweep")`` replays the events and rebuilds the exact state: the same
 observations, the pending trials (``tuner.pending``, which can be told, re-run or forgotten) and the
 same next ``ask()`` the uninterrupted tuner would have made. Replaying does no model fitting: an
@@ -31,6 +41,7 @@ Crash safety:
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import math
@@ -100,6 +111,8 @@ class Journal:
             JournalLockedError: another tuner has the folder open.
         """
         folder = Path(folder)
+        if folder.exists() and not folder.is_dir():
+            raise NotADirectoryError(f"path={str(folder)!r} is a file; a journal is a folder: give a folder")
         folder.mkdir(parents=True, exist_ok=True)
         lock = _Lock.acquire(folder)
         file = folder / JOURNAL_FILE
@@ -117,8 +130,12 @@ class Journal:
             "settings": asdict(tuner.settings),
             "seed": tuner.seed,
         }
-        _write_atomic(file, (json.dumps(header, allow_nan=False) + "\n").encode())
-        return cls(folder, lock)
+        try:
+            _write_atomic(file, (json.dumps(header, allow_nan=False) + "\n").encode())
+            return cls(folder, lock)
+        except BaseException:
+            lock.release()
+            raise
 
     def append(self, event: str, tuner: "Tuner", **payload: Any) -> None:
         """Write one event, flush and fsync it. An ``ask`` event also records the tuner's dynamic
@@ -129,12 +146,7 @@ class Journal:
                 event and this journal refuses further events: fix the cause, then ``Tuner.resume``.
             RuntimeError: the journal was closed, or an earlier write failed.
         """
-        if self._fd is None or self._failure is not None:
-            why = "it was closed" if self._failure is None else f"an earlier write failed ({self._failure})"
-            raise RuntimeError(
-                f"journal {self.folder} takes no more events: {why}. "
-                f"Continue with Tuner.resume({str(self.folder)!r})"
-            )
+        self.check_open()
         record: dict[str, Any] = {"event": event, "time": _now(), **payload}
         if event == "ask":
             record["state"] = tuner._dynamic_state()
@@ -144,13 +156,24 @@ class Journal:
             os.fsync(self._fd)
         except OSError as e:
             self._failure = f"{type(e).__name__}: {e}"
-            os.ftruncate(self._fd, self._size)  # may raise too: then the next resume cuts the torn line
+            with contextlib.suppress(OSError):  # if this fails too, the next resume cuts the torn line
+                os.ftruncate(self._fd, self._size)
             raise OSError(
                 e.errno,
                 f"could not journal the {event} event to {self.file} ({e.strerror}); the journal holds "
-                f"every earlier event. Fix the cause (e.g. free disk space), then Tuner.resume({str(self.folder)!r})",
+                f"every earlier event. Fix the cause (e.g. free disk space), then "
+                f"Tuner.resume({str(self.folder)!r})",
             ) from e
         self._size += len(data)
+
+    def check_open(self) -> None:
+        """Raise a RuntimeError saying what to do if this journal takes no more events."""
+        if self._fd is None or self._failure is not None:
+            why = "it was closed" if self._failure is None else f"an earlier write failed ({self._failure})"
+            raise RuntimeError(
+                f"journal {self.folder} takes no more events: {why}. "
+                f"Continue with Tuner.resume({str(self.folder)!r})"
+            )
 
     @property
     def closed(self) -> bool:
@@ -254,7 +277,9 @@ def _replay(tuner_class: type["Tuner"], lines: list[tuple[int, dict[str, Any]]],
 
 def _tuner_from_header(tuner_class: type["Tuner"], header: dict[str, Any], where: str) -> "Tuner":
     if header.get("format") != _FORMAT:
-        raise JournalError(f"{where}: field 'format' is {header.get('format')!r}, not {_FORMAT!r}: not a carbs_like journal")
+        raise JournalError(
+            f"{where}: field 'format' is {header.get('format')!r}, not {_FORMAT!r}: not a carbs_like journal"
+        )
     check_version(header.get("version"), JOURNAL_VERSION, where=where, what="journal")
     space = decode_space(header, where)
     settings = decode_settings(header, where)
@@ -263,10 +288,11 @@ def _tuner_from_header(tuner_class: type["Tuner"], header: dict[str, Any], where
 
 def decode_space(data: Mapping[str, Any], where: str) -> SearchSpace:
     """The :class:`SearchSpace` in ``data["space"]``."""
+    source = f"{where}: field 'space'"
     try:
-        return SearchSpace.from_dict(require(data, "space", dict, where), source=f"{where}: field 'space'")
+        return SearchSpace.from_dict(require(data, "space", dict, where), source=source)
     except (TypeError, ValueError) as e:
-        raise JournalError(str(e)) from None
+        raise JournalError(str(e) if str(e).startswith(source) else f"{source}: {e}") from None
 
 
 def decode_settings(data: Mapping[str, Any], where: str) -> "TunerSettings":
@@ -294,7 +320,9 @@ def check_version(version: Any, expected: int, *, where: str, what: str) -> None
         hint = "it was written by an older carbs_like, which this one cannot read"
     else:
         hint = "the field is missing or not an int: the file is corrupt"
-    raise JournalError(f"{where}: field 'version' is {version!r}, this carbs_like reads {what} version {expected}: {hint}")
+    raise JournalError(
+        f"{where}: field 'version' is {version!r}, this carbs_like reads {what} version {expected}: {hint}"
+    )
 
 
 def _apply_ask(tuner: "Tuner", record: dict[str, Any], where: str) -> None:
@@ -306,11 +334,11 @@ def _apply_ask(tuner: "Tuner", record: dict[str, Any], where: str) -> None:
     tuner._pending[trial.id] = trial
     set_dynamic_state(tuner, state, where=f"{where}: field 'state'")
     if tuner._next_id <= trial.id:
-        raise JournalError(f"{where}: field 'state.next_id' ({tuner._next_id}) must exceed the trial id {trial.id}")
+        raise JournalError(f"{where}: field 'state.next_id' ({tuner._next_id}) must exceed trial id {trial.id}")
 
 
 def _apply_tell(tuner: "Tuner", record: dict[str, Any], where: str) -> None:
-    obs = decode_observation(require(record, "observation", dict, where), tuner, f"{where}: field 'observation'")
+    obs = decode_observation(require(record, "observation", dict, where), tuner, f"{where}: 'observation'")
     trial = tuner._pending.get(obs.trial_id)
     if trial is None:
         raise JournalError(f"{where}: field 'observation.trial_id': trial {obs.trial_id} is not pending there")
@@ -322,7 +350,7 @@ def _apply_tell(tuner: "Tuner", record: dict[str, Any], where: str) -> None:
 
 def _apply_add(tuner: "Tuner", record: dict[str, Any], where: str) -> None:
     trial = decode_trial(require(record, "trial", dict, where), tuner.space, f"{where}: field 'trial'")
-    obs = decode_observation(require(record, "observation", dict, where), tuner, f"{where}: field 'observation'")
+    obs = decode_observation(require(record, "observation", dict, where), tuner, f"{where}: 'observation'")
     if trial.id != tuner._next_id or obs.trial_id != trial.id or obs.config != trial.config:
         raise JournalError(
             f"{where}: field 'trial.id' / 'observation': expected trial {tuner._next_id} with the same "
@@ -355,7 +383,8 @@ def decode_trial(data: Any, space: SearchSpace, where: str) -> Trial:
         config = space.validate(config)
     except (TypeError, ValueError) as e:
         raise JournalError(f"{where}: field 'config': {e}") from None
-    return Trial(id=require_int(data, "id", where), config=config, metadata=dict(require(data, "metadata", dict, where)))
+    metadata = dict(require(data, "metadata", dict, where))
+    return Trial(id=require_int(data, "id", where), config=config, metadata=metadata)
 
 
 def decode_observation(data: Any, tuner: "Tuner", where: str) -> Observation:
@@ -400,9 +429,11 @@ def _rng_state(data: dict[str, Any], where: str) -> dict[str, Any]:
     ok = (
         data.get("bit_generator") == "PCG64"
         and isinstance(inner, dict)
-        and all(_is_int(inner.get(k)) and inner[k] >= 0 for k in ("state", "inc"))
-        and _is_int(data.get("has_uint32"))
+        and all(_is_int(inner.get(k)) and 0 <= inner[k] < 2**128 for k in ("state", "inc"))
+        and data.get("has_uint32") in (0, 1)
+        and not isinstance(data.get("has_uint32"), bool)
         and _is_int(data.get("uinteger"))
+        and 0 <= data["uinteger"] < 2**32
     )
     if not ok:
         raise JournalError(f"{where}: not a numpy PCG64 generator state")

@@ -114,6 +114,8 @@ class _NumericParam(Param):
                 )
         if self.scale is not None and self.scale <= self._min_scale:
             raise ValueError(f"{n}: scale must be > {self._min_scale:g}, got {self.scale:g}")
+        if not isinstance(self.integer, bool):
+            raise TypeError(f"{n}: integer must be True or False, got {self.integer!r}")
         if self.multiple is not None:
             if not self.integer:
                 raise ValueError(f"{n}: multiple={self.multiple} needs integer=True")
@@ -398,6 +400,8 @@ class SearchSpace:
             raise ValueError(f"duplicate param names {dupes}: each param needs its own name")
         if isinstance(scaling, str):
             scaling = [scaling]
+        if not isinstance(scaling, (list, tuple)) or not all(isinstance(s, str) for s in scaling):
+            raise TypeError(f"scaling must be a list of param names, got {scaling!r}")
         by_name = {p.name: p for p in params}
         for s in scaling:
             if s not in by_name:
@@ -526,7 +530,12 @@ class SearchSpace:
             raise ValueError(f"{source}: expected a table with a 'params' list")
         raw = data["params"]
         if isinstance(raw, Mapping):  # TOML/YAML style: {name: {kind: ..., ...}}
+            bad = [k for k, v in raw.items() if not isinstance(v, Mapping)]
+            if bad:
+                raise ValueError(f"{source}: params {bad} must be tables (kind = ..., min = ..., ...)")
             raw = [{"name": k, **v} for k, v in raw.items()]
+        if not isinstance(raw, list):
+            raise ValueError(f"{source}: 'params' must be a list of tables, got {type(raw).__name__}")
         params: list[Param] = []
         for i, entry in enumerate(raw):
             if not isinstance(entry, Mapping):
@@ -534,7 +543,7 @@ class SearchSpace:
             entry = dict(entry)
             where = f"{source}: param {entry.get('name', i)!r}"
             kind = entry.pop("kind", None)
-            if kind not in _KINDS:
+            if not isinstance(kind, str) or kind not in _KINDS:
                 raise ValueError(f"{where}: 'kind' must be one of {sorted(_KINDS)}, got {kind!r}")
             cls_ = _KINDS[kind]
             allowed = {f.name for f in dataclasses.fields(cls_)}  # type: ignore[arg-type]

@@ -30,6 +30,10 @@ from torch import Tensor
 
 __all__ = ["ObservedData", "Surrogate", "fit_surrogate"]
 
+# Losses beyond this magnitude are clipped for the loss model: the warp's ``y - shift`` must stay
+# inside the float64 range (about 1.8e308), or it overflows to inf and the GP sees NaN.
+_LOSS_LIMIT = 1e300
+
 
 @dataclass(frozen=True)
 class ObservedData:
@@ -75,6 +79,7 @@ class LossWarp:
 
     def __call__(self, y: Tensor) -> Tensor:
         # Values at or below the shift (better than anything seen) map far into the good tail.
+        y = y.clamp(-_LOSS_LIMIT, _LOSS_LIMIT)
         z = torch.log((y - self.shift).clamp_min(1e-300))
         return (z - self.mean) / self.std
 
@@ -172,6 +177,7 @@ def _optimize(model, *, maxiter: int, seed: int) -> str | None:
         note = f"{type(e).__name__}: {e}"
     if note is not None:
         _load_hyperparameters(model, before)
+        note += "; kept the previous hyperparameters"
     mll.eval()
     return note
 
@@ -234,8 +240,9 @@ class Surrogate:
         if n_fail == 0:
             return torch.ones(X.shape[0], dtype=X.dtype)
         rate = (n_fail + 1.0) / (n + 2.0)
-        diff = (X.unsqueeze(-2) - self.X_all) / self.fail_lengthscale  # m x n x d
-        k = torch.exp(-0.5 * (diff**2).sum(-1))
+        # m x n squared scaled distances, without an m x n x d intermediate (memory at large n).
+        sq = torch.cdist(X / self.fail_lengthscale, self.X_all / self.fail_lengthscale).square()
+        k = torch.exp(-0.5 * sq)
         fails = (k * self.failed.to(X)).sum(-1)
         total = k.sum(-1)
         prior = 1.0  # pseudo-observations of the global failure rate
@@ -299,6 +306,13 @@ def fit_surrogate(
     X_fit = torch.empty(0, data.X.shape[-1], dtype=torch.float64)
     z_fit = torch.empty(0, dtype=torch.float64)
     if X_ok.shape[0] >= 2:
+        clipped = int((y_ok.abs() > _LOSS_LIMIT).sum())
+        if clipped:
+            notes.append(
+                f"loss model: {clipped} loss(es) beyond +-{_LOSS_LIMIT:g} clipped to it "
+                "(larger ones overflow the loss warp)"
+            )
+            y_ok = y_ok.clamp(-_LOSS_LIMIT, _LOSS_LIMIT)
         warp = LossWarp.fit(y_ok)
         z_ok = warp(y_ok)
         # Failed runs enter the loss GP at the worst observed loss: the model then steers away

@@ -14,14 +14,14 @@ import os
 import tempfile
 import warnings
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from .acquisition import Geometry, pareto_mask, suggest
+from .acquisition import Geometry, NumericalFault, pareto_mask, suggest
 from .space import ChoiceParam, SearchSpace
 from .surrogate import ObservedData, Surrogate, fit_surrogate
 from .trial import Observation, Trial
@@ -157,6 +157,8 @@ class Tuner:
 
     def ask(self) -> Trial:
         """Suggest the next trial. Parallel asks (before their tells) return distinct configs."""
+        if self._journal is not None:
+            self._journal.check_open()  # fail before the work, not after
         trial = self._new_trial(*self._suggest())
         self._pending[trial.id] = trial
         self._record("ask", trial=trial.to_dict())
@@ -347,14 +349,17 @@ class Tuner:
             if trial.id in tuner._trials or trial.id >= tuner._next_id:
                 raise j.JournalError(f"{source}: trials[{i}]: id {trial.id} is repeated or not below next_id")
             tuner._trials[trial.id] = trial
+        observed: set[int] = set()
         for i, o in enumerate(j.require(data, "observations", list, source)):
             obs = j.decode_observation(o, tuner, f"{source}: observations[{i}]")
-            if obs.trial_id not in tuner._trials:
-                raise j.JournalError(f"{source}: observations[{i}]: trial_id {obs.trial_id} is not in 'trials'")
+            if obs.trial_id not in tuner._trials or obs.trial_id in observed:
+                raise j.JournalError(f"{source}: observations[{i}]: trial_id {obs.trial_id} is not in 'trials' or repeated")
+            observed.add(obs.trial_id)
             tuner._store(obs)
         for i, trial_id in enumerate(j.require(data, "pending", list, source)):
-            if trial_id not in tuner._trials or isinstance(trial_id, bool):
-                raise j.JournalError(f"{source}: pending[{i}]: {trial_id!r} is not a trial id in 'trials'")
+            is_id = isinstance(trial_id, int) and not isinstance(trial_id, bool)
+            if not is_id or trial_id not in tuner._trials or trial_id in observed or trial_id in tuner._pending:
+                raise j.JournalError(f"{source}: pending[{i}]: {trial_id!r} is not the id of an unobserved trial")
             tuner._pending[trial_id] = tuner._trials[trial_id]
         return tuner
 
@@ -523,7 +528,7 @@ class Tuner:
         if surrogate.notes:
             meta["model_notes"] = list(surrogate.notes)
             for note in surrogate.notes:
-                warnings.warn(f"carbs_like: {note}; kept the previous hyperparameters", RuntimeWarning, stacklevel=3)
+                warnings.warn(f"carbs_like: {note}", RuntimeWarning, stacklevel=3)
 
         rerun = self._maybe_rerun(data, exclude_pending=set(self.space.keys(X_pending)) if pending else set())
         if rerun is not None:
@@ -531,26 +536,34 @@ class Tuner:
 
         generator = torch.Generator().manual_seed(int(self._rng.integers(2**62)))
         cap = self.settings.max_suggestion_cost
-        sug = suggest(
-            surrogate,
-            data,
-            X_pending,
-            geometry=self._geometry,
-            exclude=exclude,
-            generator=generator,
-            n_candidates=self.settings.n_candidates,
-            sobol_fraction=self.settings.sobol_fraction,
-            max_log_cost=math.log(cap) if cap is not None else None,
-        )
+        try:
+            sug = suggest(
+                surrogate,
+                data,
+                X_pending,
+                geometry=self._geometry,
+                exclude=exclude,
+                generator=generator,
+                n_candidates=self.settings.n_candidates,
+                sobol_fraction=self.settings.sobol_fraction,
+                max_log_cost=math.log(cap) if cap is not None else None,
+            )
+        except NumericalFault as e:
+            # The one fallback to a space-filling point: only for this fault, and reported.
+            warnings.warn(f"carbs_like: {e}; asked a Sobol point instead", RuntimeWarning, stacklevel=3)
+            return self._sobol_config(exclude), {**meta, "source": "sobol", "fallback": str(e)}
         config = self.space.to_configs(sug.x)[0]
-        meta.update(
-            source="acquisition",
-            predicted_loss=sug.predicted_loss,
-            predicted_cost=sug.predicted_cost,
-            p_success=sug.p_success,
-        )
+        predictions = {
+            "predicted_loss": sug.predicted_loss,
+            "predicted_cost": sug.predicted_cost,
+            "p_success": sug.p_success,
+        }
+        # JSON (journal, save) has no inf/NaN: an overflowing prediction (exp of a huge log cost) is None.
+        meta.update(source="acquisition")
+        meta.update({k: v if v is None or math.isfinite(v) else None for k, v in predictions.items()})
         if sug.note:
             meta["note"] = sug.note
+            warnings.warn(f"carbs_like: {sug.note}", RuntimeWarning, stacklevel=3)
         return config, meta
 
     def _sobol_config(self, exclude: set) -> dict[str, Any]:
@@ -588,7 +601,8 @@ def _jsonable_rng(rng: np.random.Generator) -> dict[str, Any]:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON to ``path`` atomically: a temp file in the same folder, fsync, rename."""
+    """Write ``data`` as JSON to ``path`` atomically: a temp file in the same folder, fsync, rename,
+    fsync the folder (so the rename itself survives a power cut)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(data, indent=1, allow_nan=False)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -601,3 +615,8 @@ def write_json_atomic(path: Path, data: Any) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
