@@ -15,7 +15,13 @@ Also ``propose(cost=100 x the largest trial's cost)``: its loss against the best
 that cost on the landscape. The default landscape uses the published constants; the random ones
 (``LLMLandscape.random(seed)``) use other constants and exponents.
 
-Run:  python benchmarks/scaling_law.py [--trials 120] [--random 1 2] [--plots DIR]
+Real data (``shared/data/steplaw_moe_sweep.csv``, 16 grids of lr x batch size of MoE models):
+import the runs of the smaller runs with ``add``, propose lr and batch size for the held-out larger
+ones (2.5x the tokens; or 2.1x the active parameters), and score the proposal by the measured loss
+of the nearest grid point against the grid's best, beside carrying over the best config of the
+largest imported run at the same other axis.
+
+Run:  python benchmarks/scaling_law.py [--trials 120] [--random 1 2] [--plots DIR] [--data DIR]
 """
 
 from __future__ import annotations
@@ -124,6 +130,54 @@ def run(name: str, landscape: LLMLandscape, *, trials: int, seed: int, plots: Pa
     return out
 
 
+def step_law_sweeps(data: Path) -> None:
+    """Hold out the largest runs of the real Step Law MoE sweeps; print proposal vs carry-over."""
+    import pandas as pd
+
+    from carbs_like import LogParam, SearchSpace
+
+    df = pd.read_csv(data / "steplaw_moe_sweep.csv")
+    space = SearchSpace(
+        [LogParam("n_params", min=1e8, max=2e9), LogParam("tokens", min=1e9, max=3e10),
+         LogParam("lr", min=1e-4, max=1e-2), LogParam("batch_tokens", min=3e4, max=3e6, integer=True)],
+        scaling=["n_params", "tokens"],
+    )
+
+    def grid_regret(grid: pd.DataFrame, lr: float, batch: float) -> float:
+        dist = np.log(grid["lr"] / lr) ** 2 + np.log(grid["batch_tokens"] / batch) ** 2
+        return float(grid.loc[dist.idxmin(), "final_loss"] / grid["final_loss"].min() - 1)
+
+    print("\nReal Step Law MoE sweeps: held-out grids (regret = nearest grid point's loss vs the grid's best)")
+    print(f"{'held out':<22} {'n_active':>9} {'tokens':>8} {'lr law':>8} {'lr best':>8} {'lr carry':>8} "
+          f"{'regret law':>10} {'carry':>7}")
+    holdouts = {
+        "tokens 2e10 (2.5x)": ("tokens", lambda d: d["tokens"] == d["tokens"].max(), "n_active_params"),
+        "n_active 1.24e9 (2.1x)": ("n_active_params", lambda d: d["n_active_params"] == d["n_active_params"].max(), "tokens"),
+    }
+    for label, (axis, held, other) in holdouts.items():
+        test, train = df[held(df)], df[~held(df)]
+        tuner = Tuner(space, seed=0)
+        for r in train.itertuples():
+            tuner.add({"n_params": r.n_active_params, "tokens": r.tokens, "lr": r.lr, "batch_tokens": r.batch_tokens},
+                      loss=None if r.diverged else r.final_loss, cost=6.0 * r.n_active_params * r.tokens,
+                      failed=bool(r.diverged))
+        law = tuner.scaling_law()
+        regrets = []
+        for value, grid in test.groupby(other):
+            row = grid.iloc[0]
+            cfg = law.propose(n_params=row.n_active_params, tokens=row.tokens)
+            same = train[train[other] == value]
+            largest = same[same[axis] == same[axis].max()]
+            carry = largest.loc[largest["final_loss"].idxmin()]
+            best = grid.loc[grid["final_loss"].idxmin()]
+            r_law, r_carry = grid_regret(grid, cfg["lr"], cfg["batch_tokens"]), grid_regret(grid, carry.lr, carry.batch_tokens)
+            regrets.append((r_law, r_carry))
+            print(f"{label:<22} {row.n_active_params:>9.3g} {row.tokens:>8.2g} {cfg['lr']:>8.2e} {best.lr:>8.2e} "
+                  f"{carry.lr:>8.2e} {pct(r_law):>10} {pct(r_carry):>7}")
+        mean = np.mean(regrets, axis=0)
+        print(f"{label:<22} {'mean':>9} {'':>8} {'':>8} {'':>8} {'':>8} {pct(mean[0]):>10} {pct(mean[1]):>7}")
+
+
 def pct(v: float) -> str:
     return "diverged" if math.isinf(v) else f"{100 * v:.3f}%"
 
@@ -134,14 +188,22 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--random", type=int, nargs="*", default=[1, 2], help="seeds of LLMLandscape.random")
     ap.add_argument("--plots", type=Path, default=None, help="save the law's plots (PNG) here")
+    ap.add_argument("--data", type=Path, default=Path("/work/shared/data"), help="folder of the public data")
     args = ap.parse_args()
+
+    if (args.data / "steplaw_moe_sweep.csv").is_file():
+        step_law_sweeps(args.data)
+    else:
+        print(f"(no {args.data / 'steplaw_moe_sweep.csv'}: skipping the real-data check)")
 
     landscapes = [("default", LLMLandscape())] + [(f"random({s})", LLMLandscape.random(s)) for s in args.random]
     results = []
     for name, landscape in landscapes:
         r = run(name, landscape, trials=args.trials, seed=args.seed, plots=args.plots)
         results.append(r)
-        print(f"{name}: tuned {args.trials} trials in {r['tune_s']:.0f} s, fitted the law in {r['fit_s']:.1f} s", flush=True)
+        print(f"{name}: tuned {args.trials} trials in {r['tune_s']:.0f} s, fitted the law in {r['fit_s']:.1f} s; "
+              f"regret: law {pct(r['law'])}, carry-over {pct(r['carry_over'])}, Step Law {pct(r['step_law'])}",
+              flush=True)
 
     print(f"\nRegret at n_params=1e9, tokens=2e10 ({args.trials} trials with n_params <= 3e7; target <= 0.2%)")
     print(f"{'landscape':<11} {'scaling law':>12} {'carry-over':>11} {'Step Law':>10}   {'lr/lr*':>7} {'lr* in 90%':>10}"

@@ -133,7 +133,7 @@ def plot_relations(law: "ScalingLaw", *, target: Mapping[str, float] | None = No
         cb.set_label("loss excess over optimum (%)", fontsize=8)
         cb.ax.tick_params(labelsize=7)
     held = ", ".join(f"{s}={math.exp(v):.3g}" for s, v in zip(axes_names, ref))
-    fig.suptitle(f"Best value of each param against scale (other axes at {held}; shaded: extrapolation)",
+    fig.suptitle(f"Best value of each param against scale\n(other axes at {held}; shaded: extrapolation)",
                  fontsize=10)
     return fig
 
