@@ -549,8 +549,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     folder = Path(args.path)
     experiment = Experiment.load(folder)
     tuner = open_tuner(folder, experiment)
+    label = DEMO_COST_LABEL if experiment.trainable == DEMO_TRAINABLE else f"cost ({experiment.cost})"
     html = write_report(tuner, folder / "report", title=f"carbs-like: {folder.name}",
-                        verify=_read_verify(folder), n_bootstrap=args.bootstrap)
+                        verify=_read_verify(folder), n_bootstrap=args.bootstrap, cost_label=label)
     print(f"carbs-like: wrote {html} (open it in a browser) and the figures beside it")
     return 0
 
@@ -633,13 +634,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         law = fit_law(tuner, n_bootstrap=args.bootstrap)
     except UsageError as e:
-        html = write_report(tuner, folder / "report", title=_DEMO_TITLE, verify=_read_verify(folder))
+        html = write_report(tuner, folder / "report", title=_DEMO_TITLE, verify=_read_verify(folder),
+                            cost_label=DEMO_COST_LABEL)
         print(f"report: {html}\ncarbs-like: no proposal: {e}\nContinue the search: carbs-like demo --trials "
               f"{totals(tuner)[0] + 16}")
         return 1
     pred = predict(law, scaling=target)
     html = write_report(tuner, folder / "report", title=_DEMO_TITLE, law=law, proposal=pred, target=target,
-                        verify=_read_verify(folder))
+                        verify=_read_verify(folder), cost_label=DEMO_COST_LABEL)
     print(f"report: {html}")
     print("\nproposal for a model 10x larger than any trained (n_params and tokens x10):")
     print(format_prediction(pred, tuner))
@@ -649,6 +651,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 _DEMO_TITLE = "carbs-like demo: a tiny LM on the Python standard library"
+DEMO_COST_LABEL = "cost (seconds x devices)"
 
 
 def demo_space() -> "SearchSpace":

@@ -226,6 +226,7 @@ def write_report(
     target: Mapping[str, float] | None = None,
     verify: Mapping[str, Any] | None = None,
     n_bootstrap: int = 32,
+    cost_label: str = "cost",
 ) -> Path:
     """Write the figures and ``report.html`` into ``folder``; returns the HTML path.
 
@@ -237,6 +238,8 @@ def write_report(
         target: scaling values of a proposal, marked on the relations.
         proposal: optional prediction (``law.predict(...)``) to show.
         verify: optional results of ``carbs-like verify`` (``verify.json``).
+        n_bootstrap: refits behind the law's bands when the law is fitted here.
+        cost_label: the cost axis label (its unit).
     """
     plt = _pyplot()
     folder = Path(folder)
@@ -257,7 +260,7 @@ def write_report(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             curve = _law_curve(law, tuner)
-    save(figure_front(tuner, law_curve=curve), "front.png",
+    save(figure_front(tuner, law_curve=curve, cost_label=cost_label), "front.png",
          "Loss against cost of every trial (colour: model size). Red: the Pareto front. Blue dashed: "
          "the fitted loss law's predicted compute-optimal loss with its band, extrapolated 10x beyond "
          "the most expensive trial (dotted line).")

@@ -264,3 +264,16 @@ def test_resume_refuses_another_space(toy_dir, capsys, tmp_path):
     assert main(["tune", str(other), "--trainable", "toy_trainable:train", "--backend", "local",
                  "--trials", "2", "--path", "runs/x"]) == 2
     assert "another search space" in _one_line_error(capsys)
+
+
+def test_tune_through_ray_resumes_on_the_same_path(toy_dir, capsys):
+    pytest.importorskip("ray")
+    args = ["tune", str(TINY_LM), "--trainable", "toy_trainable:train", "--backend", "ray", "--path", "runs/ray"]
+    assert main([*args, "--trials", "2"]) == 0
+    first = _observations(toy_dir / "runs" / "ray")
+    assert len(first) == 2
+    assert main([*args, "--trials", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "resuming at trial 2" in out and "front" in out
+    final = _observations(toy_dir / "runs" / "ray")
+    assert len(final) == 3 and final[:2] == first
