@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -193,7 +194,8 @@ def run_verify(tuner: "Tuner", experiment: "Experiment", folder: Path, *, scalin
             result = done[key]
         else:
             start = time.time()
-            r = run_trainable(experiment.trainable, c, metric=experiment.metric, cost=experiment.cost)
+            r = run_trainable(experiment.trainable, c, metric=experiment.metric, cost=experiment.cost,
+                              threads=os.cpu_count() or 1)  # one run at a time: all cores
             result = {"label": label, "config": c, "loss": None if r["failed"] else r["loss"], "cost": r["cost"],
                       "seconds": time.time() - start}
         result["label"] = label
