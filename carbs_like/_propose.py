@@ -1,0 +1,231 @@
+"""Proposals for larger runs and their verification, as the CLI shows them.
+
+``predict`` asks the tuner's :class:`~carbs_like.scaling.ScalingLaw` for a config at a target size
+(or cost budget) with its uncertainty; ``run_verify`` trains that config and perturbations of it at
+the target size and says whether the proposal was best.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .cli import Experiment
+    from .tuner import Tuner
+
+__all__ = ["demo_target", "fit_law", "format_prediction", "loss_band", "predict", "run_verify"]
+
+
+def fit_law(tuner: "Tuner", *, n_bootstrap: int = 32) -> Any:
+    """The tuner's :class:`~carbs_like.scaling.ScalingLaw`; a one-line error when it cannot fit.
+
+    Args:
+        n_bootstrap: refits behind the uncertainty bands (each costs about a second of CPU).
+    """
+    import importlib.util
+
+    from .cli import UsageError
+
+    if importlib.util.find_spec("carbs_like.scaling") is None:
+        raise UsageError("proposals need carbs_like.scaling, which this build does not include")
+    from .scaling import ScalingLaw
+
+    try:
+        return ScalingLaw.fit(tuner, n_bootstrap=n_bootstrap)
+    except ValueError as e:
+        raise UsageError(f"cannot fit a scaling law: {e}") from None
+
+
+def predict(law: Any, *, scaling: Mapping[str, float] | None = None, cost: float | None = None) -> Any:
+    """``law.predict(...)`` at the target size or budget; a one-line error when it cannot."""
+    from .cli import UsageError
+
+    try:
+        return law.predict(cost=cost) if cost is not None else law.predict(dict(scaling or {}))
+    except ValueError as e:
+        raise UsageError(f"cannot propose: {e}") from None
+
+
+def _get(obj: Any, *names: str, default: Any = None) -> Any:
+    for n in names:
+        if isinstance(obj, Mapping) and n in obj:
+            return obj[n]
+        if hasattr(obj, n):
+            return getattr(obj, n)
+    return default
+
+
+def config_of(pred: Any) -> dict[str, Any]:
+    return dict(_get(pred, "config") if not isinstance(pred, dict) or "config" in pred else pred)
+
+
+def loss_band(pred: Any) -> tuple[float | None, float | None, float | None]:
+    """(predicted loss, low, high) of a prediction; None where the law gives none."""
+    loss = _get(pred, "loss", "predicted_loss")
+    band = _get(pred, "loss_band", "loss_interval", "band")
+    lo, hi = (band if band is not None else (None, None))
+    as_float = lambda v: None if v is None else float(v)  # noqa: E731
+    return as_float(loss), as_float(lo), as_float(hi)
+
+
+def intervals_of(pred: Any) -> dict[str, tuple[float, float]]:
+    raw = _get(pred, "intervals", "interval", default={}) or {}
+    return {k: (float(v[0]), float(v[1])) for k, v in raw.items() if v is not None and len(v) == 2}
+
+
+def prediction_rows(pred: Any) -> list[dict[str, Any]]:
+    """One row per param: the proposed value and its interval (for tables)."""
+    config, iv = config_of(pred), intervals_of(pred)
+    rows = [{"param": k, "value": v, "interval": iv.get(k)} for k, v in config.items()]
+    loss, lo, hi = loss_band(pred)
+    if loss is not None:
+        rows.append({"param": "predicted loss", "value": loss, "interval": (lo, hi) if lo is not None else None})
+    return rows
+
+
+def format_prediction(pred: Any, tuner: "Tuner") -> str:
+    """The proposal as an aligned text table, with the searched range beside each value."""
+    df = tuner.observations()
+    lines = [f"  {'param':<14}{'proposed':>12}   {'interval':<24}{'searched':<20}"]
+    for row in prediction_rows(pred):
+        name, value, iv = row["param"], row["value"], row["interval"]
+        span = ""
+        if name in df.columns and name != "loss" and df[name].dtype.kind in "if" and len(df):
+            span = f"{_num(df[name].min())} .. {_num(df[name].max())}"
+        if name == "predicted loss" and len(df[df["status"] == "ok"]):
+            span = f"best trained {df.loc[df['status'] == 'ok', 'loss'].min():.4f}"
+        ivs = f"{_num(iv[0])} .. {_num(iv[1])}" if iv and iv[0] is not None else ""
+        lines.append(f"  {name:<14}{_num(value):>12}   {ivs:<24}{span:<20}")
+    return "\n".join(lines)
+
+
+def _num(v: Any) -> str:
+    if isinstance(v, bool) or isinstance(v, str):
+        return str(v)
+    if isinstance(v, int) and abs(v) < 100_000:
+        return str(v)
+    if isinstance(v, (int, float, np.floating, np.integer)):
+        return f"{float(v):.4g}"
+    return str(v)
+
+
+def demo_target(tuner: "Tuner", *, factor: float = 10.0) -> dict[str, float]:
+    """Each scaling axis at ``factor`` x the largest value any trial used."""
+    df = tuner.observations()
+    return {s: float(df[s].max()) * factor for s in tuner.space.scaling}
+
+
+# ------------------------------------------------------------------------ verify --------------
+def predicted_cost(tuner: "Tuner", scaling: Mapping[str, float]) -> tuple[float, int]:
+    """Cost of a run at ``scaling`` from a log-linear fit of cost on the scaling axes.
+
+    Returns:
+        (predicted cost, number of observations the fit used).
+    """
+    df = tuner.observations()
+    axes = list(tuner.space.scaling)
+    X = np.column_stack([np.ones(len(df)), *[np.log(df[a].to_numpy(float)) for a in axes]])
+    y = np.log(df["cost"].to_numpy(float))
+    coef, *_ = np.linalg.lstsq(X, y, rcond=None)
+    x = np.array([1.0, *[math.log(scaling[a]) for a in axes]])
+    return float(math.exp(x @ coef)), len(df)
+
+
+def perturbations(config: Mapping[str, Any], params: Sequence[str], factors: Sequence[float],
+                  *, integer: Sequence[str] = ()) -> list[tuple[str, dict[str, Any]]]:
+    """The proposal and, for each param and factor, the proposal with that param multiplied."""
+    runs = [("proposal", dict(config))]
+    for p in params:
+        for f in factors:
+            c = dict(config)
+            c[p] = round(c[p] * f) if p in integer else c[p] * f
+            runs.append((f"{p} x{f:g}", c))
+    return runs
+
+
+def run_verify(tuner: "Tuner", experiment: "Experiment", folder: Path, *, scaling: Mapping[str, float] | None,
+               cost: float | None, factors: Sequence[float], params: Sequence[str], dry_run: bool = False,
+               n_bootstrap: int = 32, out: Any = None) -> dict[str, Any]:
+    """Train the proposal and its perturbations at the target size; write ``verify.json``.
+
+    Runs already in ``verify.json`` for the same configs are not trained again, so an interrupted
+    verify resumes.
+    """
+    from .cli import UsageError, run_trainable
+    from .space import ChoiceParam
+    from .tuner import write_json_atomic
+
+    out = out or sys.stdout
+    pred = predict(fit_law(tuner, n_bootstrap=n_bootstrap), scaling=scaling, cost=cost)
+    config = config_of(pred)
+    unknown = [p for p in params if p not in config]
+    numeric = [p for p in params if p in config and not isinstance(tuner.space[p], ChoiceParam)]
+    if unknown or len(numeric) != len(params):
+        raise UsageError(f"--params {list(params)}: perturb numeric params of the space {tuner.space.names}")
+    integer = [p.name for p in tuner.space.params if getattr(p, "integer", False)]
+    runs = perturbations(config, params, factors, integer=integer)
+    target = {s: config[s] for s in tuner.space.scaling}
+    each, n_fit = predicted_cost(tuner, target)
+    print(f"verify: {len(runs)} runs at {', '.join(f'{k}={v:.3g}' for k, v in target.items())}: "
+          + ", ".join(label for label, _ in runs), file=out)
+    print(f"verify: predicted cost {each:.3g} per run, {each * len(runs):.3g} in all, one run at a time "
+          f"(log-linear fit of cost on the scaling axes over {n_fit} trials; for the demo cost is seconds on "
+          "the machine that ran the search, so a GPU here is much faster)", file=out, flush=True)
+    if dry_run:
+        return {}
+    file = folder / "verify.json"
+    state = json.loads(file.read_text()) if file.exists() else {}
+    done = {json.dumps(r["config"], sort_keys=True): r for r in state.get("runs", []) if state.get("target") == target}
+    loss, lo, hi = loss_band(pred)
+    record: dict[str, Any] = {"target": target, "params": list(params), "predicted_loss": loss,
+                              "predicted_band": [lo, hi] if lo is not None else None, "runs": []}
+    for label, c in runs:
+        key = json.dumps(c, sort_keys=True)
+        if key in done:
+            result = done[key]
+        else:
+            start = time.time()
+            r = run_trainable(experiment.trainable, c, metric=experiment.metric, cost=experiment.cost,
+                              threads=os.cpu_count() or 1)  # one run at a time: all cores
+            result = {"label": label, "config": c, "loss": None if r["failed"] else r["loss"], "cost": r["cost"],
+                      "seconds": time.time() - start}
+        result["label"] = label
+        record["runs"].append(result)
+        print(f"  {label:<14} loss {_num(result['loss']) if result['loss'] is not None else 'failed':>8}   "
+              f"cost {result['cost']:.3g}", file=out, flush=True)
+        write_json_atomic(file, record)
+    record["verdict"] = verdict(record)
+    write_json_atomic(file, record)
+    print(record["verdict"], file=out)
+    return record
+
+
+def verdict(record: Mapping[str, Any]) -> str:
+    """Whether the proposal beat its perturbations, and whether its loss fell inside the band."""
+    runs = [r for r in record["runs"] if r.get("loss") is not None]
+    prop = next((r for r in record["runs"] if r["label"] == "proposal"), None)
+    if prop is None or prop.get("loss") is None:
+        return "verify: the proposal failed (diverged) at the target size"
+    best = min(runs, key=lambda r: r["loss"])
+    others = [r for r in runs if r is not prop]
+    if best is prop:
+        gap = (min(r["loss"] for r in others) / prop["loss"] - 1) * 100 if others else 0.0
+        text = f"verify: the proposal was best (loss {prop['loss']:.4f}; next best is {gap:.2f}% worse)"
+    else:
+        gap = (prop["loss"] / best["loss"] - 1) * 100
+        text = f"verify: {best['label']} beat the proposal by {gap:.2f}% (loss {best['loss']:.4f} vs {prop['loss']:.4f})"
+    band = record.get("predicted_band")
+    if band and band[0] is not None:
+        inside = band[0] <= prop["loss"] <= band[1]
+        text += (f"; predicted loss {record['predicted_loss']:.4f} [{band[0]:.4f}, {band[1]:.4f}], measured "
+                 f"{prop['loss']:.4f}: {'inside' if inside else 'outside'} the band")
+    return text

@@ -1,0 +1,279 @@
+"""The carbs-like command: one-line errors, status/report/propose/verify on a small experiment
+folder, and tune that resumes after an interruption (local backend; Ray is tested in test_ray.py)."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from carbs_like.cli import Experiment, UsageError, front_size, main, normalise_result, save_snapshot
+from carbs_like.space import SearchSpace
+from carbs_like.tuner import Tuner
+
+REPO = Path(__file__).resolve().parent.parent
+TINY_LM = REPO / "searchspaces" / "tiny_lm.toml"
+
+# A trainable with a planted law: lr* shrinks with model size; cost = FLOPs / 1e9.
+TOY = textwrap.dedent(
+    """
+    import math, os
+    from pathlib import Path
+
+    def loss_of(c):
+        n, d = c["n_params"], c["tokens"]
+        lr_star = 3e-3 * (n / 1e5) ** -0.5
+        return (1.0 + 30 / n ** 0.3 + 40 / d ** 0.3 + 0.05 * math.log(c["lr"] / lr_star) ** 2
+                + 0.01 * math.log(c["weight_decay"] / 0.1) ** 2)
+
+    def train(config):
+        return {"loss": loss_of(config), "cost": 6 * config["n_params"] * config["tokens"] / 1e9}
+
+    def train_then_interrupt(config):
+        # The 3rd trial "presses Ctrl-C": the driver stops, and a rerun resumes.
+        counter = Path("calls.txt")
+        calls = int(counter.read_text()) + 1 if counter.exists() else 1
+        counter.write_text(str(calls))
+        if calls == 3:
+            raise KeyboardInterrupt
+        return train(config)
+
+    def diverges(config):
+        return {"loss": float("nan"), "cost": 1.0, "failed": True}
+    """
+)
+
+
+@pytest.fixture()
+def toy_dir(tmp_path, monkeypatch):
+    (tmp_path / "toy_trainable.py").write_text(TOY)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err, err
+    assert err.startswith("carbs-like: error: ")
+    return err
+
+
+# ------------------------------------------------------------------------ search spaces -------
+@pytest.mark.parametrize("name", ["tiny_lm", "llm_pretrain", "vision_resnet", "rl_ppo"])
+def test_search_space_files_load_with_scaling_axes_and_comments(name):
+    file = REPO / "searchspaces" / f"{name}.toml"
+    space = SearchSpace.from_file(file)
+    assert len(space.scaling) >= 1 and len(space) > len(space.scaling)
+    assert file.read_text().lstrip().startswith("#")  # says where its ranges come from
+    config = space.to_configs(space.sobol(1, seed=0))[0]
+    assert space.validate(config) == config
+
+
+def test_llm_pretrain_has_the_issue_params():
+    space = SearchSpace.from_file(REPO / "searchspaces" / "llm_pretrain.toml")
+    assert {"n_params", "tokens", "lr", "batch_size", "weight_decay", "warmup", "schedule"} <= set(space.names)
+
+
+# ------------------------------------------------------------------------ errors --------------
+def test_bad_space_key_is_one_line_naming_the_key(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(TINY_LM.read_text().replace("center = 3e-3", "centre = 3e-3"))
+    assert main(["tune", str(bad), "--trainable", "carbs_like.tinylm:train", "--path", str(tmp_path / "r")]) == 2
+    err = _one_line_error(capsys)
+    assert "'lr'" in err and "centre" in err
+
+
+def test_unknown_top_level_key_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(TINY_LM.read_text().replace("scaling = ", "scalling = "))
+    assert main(["tune", str(bad), "--trainable", "carbs_like.tinylm:train"]) == 2
+    assert "scalling" in _one_line_error(capsys)
+
+
+def test_unimportable_trainable_is_one_line_naming_the_module(toy_dir, capsys):
+    assert main(["tune", str(TINY_LM), "--trainable", "no_such_module_xyz:train"]) == 2
+    assert "no_such_module_xyz" in _one_line_error(capsys)
+    assert main(["tune", str(TINY_LM), "--trainable", "toy_trainable:nope"]) == 2
+    err = _one_line_error(capsys)
+    assert "nope" in err and "train" in err  # names what the module does have
+    assert main(["tune", str(TINY_LM), "--trainable", "toy_trainable"]) == 2
+    assert "module:function" in _one_line_error(capsys)
+
+
+def test_debug_shows_the_traceback(toy_dir):
+    with pytest.raises(UsageError, match="no_such_module_xyz"):
+        main(["--debug", "tune", str(TINY_LM), "--trainable", "no_such_module_xyz:train"])
+
+
+def test_status_of_a_folder_that_is_no_experiment(tmp_path, capsys):
+    assert main(["status", str(tmp_path)]) == 2
+    assert "not an experiment folder" in _one_line_error(capsys)
+
+
+def test_result_normalisation():
+    ok = normalise_result({"loss": 2.5, "cost": 3.0, "extra": [1]}, metric="loss", cost="cost", seconds=9.0)
+    assert ok["loss"] == 2.5 and ok["cost"] == 3.0 and not ok["failed"] and "extra" not in ok
+    nan = normalise_result({"loss": float("nan")}, metric="loss", cost="cost", seconds=9.0)
+    assert nan["failed"] and math.isnan(nan["loss"]) and nan["cost"] == 9.0  # no cost: wall seconds
+    flagged = normalise_result({"loss": 2.0, "cost": 1.0, "failed": True}, metric="loss", cost="cost", seconds=1)
+    assert flagged["failed"] and math.isnan(flagged["loss"])
+    with pytest.raises(KeyError, match="val_loss"):
+        normalise_result({"loss": 1.0}, metric="val_loss", cost="cost", seconds=1.0)
+
+
+def test_front_size_matches_the_tuners_front():
+    rng = np.random.default_rng(0)
+    space = SearchSpace.from_file(TINY_LM)
+    tuner = Tuner(space, seed=0)
+    points = []
+    for config in space.to_configs(space.sobol(30, seed=1)):
+        loss, cost = float(rng.uniform(1, 3)), float(rng.uniform(1, 100))
+        tuner.add(config, loss=loss, cost=cost)
+        points.append((cost, loss))
+    assert front_size(points) == len(tuner.pareto_front())
+
+
+# ------------------------------------------------------------------------ a small experiment --
+def _toy_loss(config):
+    n, d = config["n_params"], config["tokens"]
+    lr_star = 3e-3 * (n / 1e5) ** -0.5
+    return (1.0 + 30 / n**0.3 + 40 / d**0.3 + 0.05 * math.log(config["lr"] / lr_star) ** 2
+            + 0.01 * math.log(config["weight_decay"] / 0.1) ** 2)
+
+
+@pytest.fixture(scope="module")
+def experiment_dir(tmp_path_factory):
+    """An experiment folder made quickly: 48 runs of the toy imported with Tuner.add."""
+    folder = tmp_path_factory.mktemp("exp")
+    (folder / "toy_trainable.py").write_text(TOY)
+    space = SearchSpace.from_file(TINY_LM)
+    tuner = Tuner(space, seed=0)
+    for config in space.to_configs(space.sobol(48, seed=1)):
+        tuner.add(config, loss=_toy_loss(config), cost=6 * config["n_params"] * config["tokens"] / 1e9)
+    Experiment(space=space.to_dict(), trainable="toy_trainable:train", trials=48).save(folder)
+    save_snapshot(tuner, folder)
+    return folder
+
+
+def test_status_shows_trials_front_and_best(experiment_dir, capsys):
+    assert main(["status", str(experiment_dir), "--all"]) == 0
+    out = capsys.readouterr().out
+    tuner = Tuner.load(experiment_dir / "tuner.json")
+    best = tuner.observations()["loss"].min()
+    assert "48 trials (48 ok, 0 failed)" in out
+    assert f"best loss {best:.4f}" in out
+    front = out.split("front (lower loss for lower cost):")[1].split("trials:")[0]
+    assert len([line for line in front.strip().splitlines()[1:] if line.strip()]) == len(tuner.pareto_front())
+
+
+def test_propose_prints_every_param_with_the_target_size(experiment_dir, capsys):
+    assert main(["propose", str(experiment_dir), "--n-params", "2e6", "--tokens", "1e7", "--json",
+                 "--bootstrap", "2"]) == 0
+    out = capsys.readouterr().out
+    config = json.loads(out[out.index("{"):])
+    assert set(config) == set(SearchSpace.from_file(TINY_LM).names)
+    assert config["n_params"] == pytest.approx(2e6) and config["tokens"] == pytest.approx(1e7)
+    assert "predicted loss" in out
+
+
+def test_propose_for_a_budget_and_its_errors(experiment_dir, capsys):
+    assert main(["propose", str(experiment_dir), "--cost", "1e5", "--bootstrap", "2"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"n_params\s+[0-9.e+]+", out)
+    assert main(["propose", str(experiment_dir), "--n-param", "1e6"]) == 2
+    assert "--n-params, --tokens" in _one_line_error(capsys)
+    assert main(["propose", str(experiment_dir)]) == 2
+    assert "--cost" in _one_line_error(capsys)
+
+
+def test_report_writes_pngs_and_one_self_contained_html(experiment_dir, capsys):
+    assert main(["report", str(experiment_dir), "--bootstrap", "2"]) == 0
+    report = experiment_dir / "report"
+    pngs = sorted(p.name for p in report.glob("*.png"))
+    assert {"front.png", "history.png", "relations.png"} <= set(pngs)
+    page = (report / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == len(pngs)
+    assert not re.search(r"src=['\"](?!data:)", page)  # no image loaded from a file
+    for png in pngs:
+        assert (report / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Best configs" in page and "Pareto front" in page
+
+
+def test_verify_trains_the_proposal_and_perturbations(experiment_dir, capsys, monkeypatch):
+    monkeypatch.chdir(experiment_dir)
+    monkeypatch.syspath_prepend(str(experiment_dir))
+    assert main(["verify", str(experiment_dir), "--n-params", "4e5", "--tokens", "2e6", "--dry-run",
+                 "--bootstrap", "2"]) == 0
+    plan = capsys.readouterr().out
+    assert "predicted cost" in plan and not (experiment_dir / "verify.json").exists()
+    assert main(["verify", str(experiment_dir), "--n-params", "4e5", "--tokens", "2e6", "--bootstrap", "2"]) == 0
+    record = json.loads((experiment_dir / "verify.json").read_text())
+    labels = [r["label"] for r in record["runs"]]
+    assert labels == ["proposal", "lr x0.5", "lr x2"]
+    losses = {r["label"]: r["loss"] for r in record["runs"]}
+    best = min(losses, key=losses.get)
+    assert ("proposal was best" in record["verdict"]) == (best == "proposal")
+    runs = {r["label"]: r["config"] for r in record["runs"]}
+    assert runs["lr x2"]["lr"] == pytest.approx(2 * runs["proposal"]["lr"])
+
+
+# ------------------------------------------------------------------------ tune + resume -------
+def _observations(folder: Path) -> list[dict]:
+    data = json.loads((folder / "tuner.json").read_text())
+    return data["observations"]
+
+
+def test_tune_local_runs_and_resumes_after_an_interruption(toy_dir, capsys):
+    args = ["tune", str(TINY_LM), "--trainable", "toy_trainable:train_then_interrupt", "--backend", "local",
+            "--concurrency", "1", "--path", "runs/toy"]
+    assert main([*args, "--trials", "5"]) == 130  # the 3rd trial interrupts
+    assert "interrupted" in capsys.readouterr().err
+    first = _observations(toy_dir / "runs" / "toy")
+    assert len(first) == 2
+    assert main([*args, "--trials", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "resuming at trial 2" in out
+    final = _observations(toy_dir / "runs" / "toy")
+    assert len(final) == 5
+    assert final[:2] == first  # finished trials kept, none repeated
+    assert len({json.dumps(o["config"], sort_keys=True) for o in final}) == 5
+    # A finished experiment says so; more --trials continue it.
+    assert main([*args, "--trials", "5"]) == 0
+    assert "already reached 5 trials" in capsys.readouterr().out
+
+
+def test_tune_records_failed_trials(toy_dir, capsys):
+    assert main(["tune", str(TINY_LM), "--trainable", "toy_trainable:diverges", "--backend", "local",
+                 "--trials", "2", "--path", "runs/fail"]) == 0
+    obs = _observations(toy_dir / "runs" / "fail")
+    assert [o["failed"] for o in obs] == [True, True]
+    assert "failed" in capsys.readouterr().out
+
+
+def test_resume_refuses_another_space(toy_dir, capsys, tmp_path):
+    assert main(["tune", str(TINY_LM), "--trainable", "toy_trainable:train", "--backend", "local",
+                 "--trials", "1", "--path", "runs/x"]) == 0
+    other = tmp_path / "other.toml"
+    other.write_text(TINY_LM.read_text().replace("max = 2e5", "max = 3e5"))
+    assert main(["tune", str(other), "--trainable", "toy_trainable:train", "--backend", "local",
+                 "--trials", "2", "--path", "runs/x"]) == 2
+    assert "another search space" in _one_line_error(capsys)
+
+
+def test_tune_through_ray_resumes_on_the_same_path(toy_dir, capsys):
+    pytest.importorskip("ray")
+    args = ["tune", str(TINY_LM), "--trainable", "toy_trainable:train", "--backend", "ray", "--path", "runs/ray"]
+    assert main([*args, "--trials", "2"]) == 0
+    first = _observations(toy_dir / "runs" / "ray")
+    assert len(first) == 2
+    assert main([*args, "--trials", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "resuming at trial 2" in out and "front" in out
+    final = _observations(toy_dir / "runs" / "ray")
+    assert len(final) == 3 and final[:2] == first
