@@ -527,6 +527,9 @@ class SearchSpace:
         checkpoints and in the TOML/YAML files of ``searchspaces/``."""
         if not isinstance(data, Mapping) or "params" not in data:
             raise ValueError(f"{source}: expected a table with a 'params' list")
+        unknown = sorted(set(data) - {"params", "scaling"})
+        if unknown:
+            raise ValueError(f"{source}: unknown top-level key(s) {unknown}; a space has 'params' and 'scaling'")
         raw = data["params"]
         if isinstance(raw, Mapping):  # TOML/YAML style: {name: {kind: ..., ...}}
             bad = [k for k, v in raw.items() if not isinstance(v, Mapping)]

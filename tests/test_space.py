@@ -193,5 +193,8 @@ def test_load_from_toml_and_yaml_and_errors_name_the_key(tmp_path):
     bad.write_text('[params.lr\nkind = "log"\n')
     with pytest.raises(ValueError, match="not valid TOML"):
         SearchSpace.from_file(bad)
+    bad.write_text('scalling = ["lr"]\n[params.lr]\nkind = "log"\ncenter = 1e-3\n')
+    with pytest.raises(ValueError, match=r"unknown top-level key\(s\) \['scalling'\]"):
+        SearchSpace.from_file(bad)
     with pytest.raises(FileNotFoundError):
         SearchSpace.from_file(tmp_path / "missing.toml")
