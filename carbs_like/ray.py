@@ -92,7 +92,8 @@ class CarbsSearcher(Searcher):
         max_concurrent: at most this many trials running at once (None: as many as Tune can place).
         resources: the trials' resources, a dict or a function of the config (the same you give
             ``tune.with_resources``), used to turn ``time_total_s`` into GPU-seconds.
-        n_ready: trials kept asked ahead for ``suggest`` to hand out.
+        n_ready: trials kept asked ahead for ``suggest`` to hand out; default: half the
+            concurrency limit, at least 2 (Tune asks for many trials at once when it may run many).
         background: fit and ask in a background thread (the default). False asks inside
             ``suggest``, which is slow but deterministic (tests, debugging).
 
@@ -115,7 +116,7 @@ class CarbsSearcher(Searcher):
         max_cost: float | None = None,
         max_concurrent: int | None = None,
         resources: Resources | None = None,
-        n_ready: int = 2,
+        n_ready: int | None = None,
         background: bool = True,
     ) -> None:
         if isinstance(space, Tuner):
@@ -531,7 +532,7 @@ class CarbsSearcher(Searcher):
             return False
         with self._tuner_lock:
             self._apply_inbox()
-            if self._wants_ask(ahead=self._n_ready):
+            if self._wants_ask(ahead=self._ready_target()):
                 self._ask_ahead(stale=None, refit=False)
                 return True
             data = self._tuner._data() if self._wants_refit() else None
@@ -584,6 +585,11 @@ class CarbsSearcher(Searcher):
                 self._ask_ahead(stale=None, refit=False)
         finally:
             self._tuner_lock.release()
+
+    def _ready_target(self) -> int:
+        if self._n_ready is not None:
+            return self._n_ready
+        return max(2, (self._max_concurrent or 0) // 2)
 
     def _wants_ask(self, *, ahead: int) -> bool:
         with self._book_lock:
