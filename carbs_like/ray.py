@@ -35,6 +35,7 @@ import json
 import logging
 import math
 import threading
+import time
 import warnings
 import weakref
 from collections import deque
@@ -62,6 +63,7 @@ logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 _FORMAT = "carbs_like.ray.searcher"
+_REFIT_SHARE = 2.0  # wait this many times the last refit's duration before the next one
 
 Resources = Mapping[str, float] | Callable[[dict[str, Any]], Mapping[str, float]]
 
@@ -92,7 +94,8 @@ class CarbsSearcher(Searcher):
         max_concurrent: at most this many trials running at once (None: as many as Tune can place).
         resources: the trials' resources, a dict or a function of the config (the same you give
             ``tune.with_resources``), used to turn ``time_total_s`` into GPU-seconds.
-        n_ready: trials kept asked ahead for ``suggest`` to hand out.
+        n_ready: trials kept asked ahead for ``suggest`` to hand out; default: half the
+            concurrency limit, at least 2 (Tune asks for many trials at once when it may run many).
         background: fit and ask in a background thread (the default). False asks inside
             ``suggest``, which is slow but deterministic (tests, debugging).
 
@@ -115,7 +118,7 @@ class CarbsSearcher(Searcher):
         max_cost: float | None = None,
         max_concurrent: int | None = None,
         resources: Resources | None = None,
-        n_ready: int = 2,
+        n_ready: int | None = None,
         background: bool = True,
     ) -> None:
         if isinstance(space, Tuner):
@@ -381,6 +384,7 @@ class CarbsSearcher(Searcher):
         # every ready trial counts as fresh).
         self._asked_at: dict[int, int] = {}
         self._refit_n_ok = 0  # successful observations at the worker's last hyperparameter refit
+        self._refit_s = self._refit_end = 0.0  # how long the last refit took, when it ended
         self._warned: set[str] = set()
 
     def _reset_book(self) -> None:
@@ -531,12 +535,14 @@ class CarbsSearcher(Searcher):
             return False
         with self._tuner_lock:
             self._apply_inbox()
-            if self._wants_ask(ahead=self._n_ready):
+            if self._wants_ask(ahead=self._ready_target()):
                 self._ask_ahead(stale=None, refit=False)
                 return True
             data = self._tuner._data() if self._wants_refit() else None
         if data is not None:
+            started = time.monotonic()
             surrogate = self._tuner.refit_surrogate(data)  # the slow part, outside the lock
+            self._refit_s, self._refit_end = time.monotonic() - started, time.monotonic()
             with self._tuner_lock:
                 self._tuner.use_surrogate(surrogate, data)
                 self._refit_n_ok = int(data.ok.sum())
@@ -572,7 +578,12 @@ class CarbsSearcher(Searcher):
         if n_ok < 2 or len(tuner._observations) + len(tuner.pending) < tuner.n_init:
             return False
         last = self._refit_n_ok
-        return n_ok != last and (n_ok < s.refit_always_below or n_ok >= s.refit_growth * last)
+        if n_ok == last or not (n_ok < s.refit_always_below or n_ok >= s.refit_growth * last):
+            return False
+        # Refits take at most a third of the worker's time, so asks keep up with fast trials;
+        # in between, new results still enter the GPs exactly (conditioning), only the
+        # hyperparameters wait.
+        return time.monotonic() - self._refit_end >= _REFIT_SHARE * self._refit_s
 
     def _ask_inline_if_cheap(self) -> None:
         """Ask in the driver when no model is needed yet (space-filling trials take milliseconds)."""
@@ -584,6 +595,11 @@ class CarbsSearcher(Searcher):
                 self._ask_ahead(stale=None, refit=False)
         finally:
             self._tuner_lock.release()
+
+    def _ready_target(self) -> int:
+        if self._n_ready is not None:
+            return self._n_ready
+        return max(2, (self._max_concurrent or 0) // 2)
 
     def _wants_ask(self, *, ahead: int) -> bool:
         with self._book_lock:
