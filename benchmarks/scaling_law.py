@@ -77,6 +77,26 @@ def step_law(best: dict, size: dict) -> dict:
     return {**best, **size, "lr": lr, "batch_size": batch, "weight_decay": batch / (lr * tau * D)}
 
 
+def reachable_regret(landscape: LLMLandscape, size: dict, space) -> float:
+    """The least regret any config within the space's bounds reaches at ``size`` (0 unless the true
+    optimum lies outside a bounded param, e.g. a weight decay above its max)."""
+    from scipy.optimize import minimize
+
+    opt = landscape.optimal_config(**size)
+    names = ["lr", "batch_size", "weight_decay"]
+
+    def clip(name: str, v: float) -> float:
+        p = space[name]
+        return min(max(v, p.min if p.min is not None else v), p.max if p.max is not None else v)
+
+    def f(z: np.ndarray) -> float:
+        cfg = {**opt, **{n: clip(n, math.exp(v)) for n, v in zip(names, z)}}
+        return regret(landscape, cfg)
+
+    start = np.log([clip(n, opt[n]) for n in names])
+    return float(minimize(f, start, method="Nelder-Mead").fun)
+
+
 def compute_optimal_loss(landscape: LLMLandscape, cost: float) -> float:
     """The best loss reachable with 6 N D = cost (any N), the right hyperparameters assumed."""
     N = np.geomspace(1e5, 1e13, 20001)
@@ -97,6 +117,7 @@ def run(name: str, landscape: LLMLandscape, *, trials: int, seed: int, plots: Pa
         "law": regret(landscape, pred.config),
         "carry_over": regret(landscape, carry_over(best, TARGET)),
         "step_law": regret(landscape, step_law(best, TARGET)),
+        "floor": reachable_regret(landscape, TARGET, tuner.space),
         "loss_pred": pred.loss,
         "loss_band": pred.loss_interval,
         "loss_true": float(landscape.optimal_loss(**TARGET)),
@@ -206,11 +227,12 @@ def main() -> None:
               flush=True)
 
     print(f"\nRegret at n_params=1e9, tokens=2e10 ({args.trials} trials with n_params <= 3e7; target <= 0.2%)")
-    print(f"{'landscape':<11} {'scaling law':>12} {'carry-over':>11} {'Step Law':>10}   {'lr/lr*':>7} {'lr* in 90%':>10}"
+    print("(floor: the least regret reachable within the space's bounds, e.g. when wd* > its max)")
+    print(f"{'landscape':<11} {'scaling law':>12} {'carry-over':>11} {'Step Law':>10} {'floor':>7}   {'lr/lr*':>7} {'lr* in 90%':>10}"
           f"   {'loss pred [90% band]':>24} {'true':>6}")
     for r in results:
         lo, hi = r["loss_band"]
-        print(f"{r['landscape']:<11} {pct(r['law']):>12} {pct(r['carry_over']):>11} {pct(r['step_law']):>10}   "
+        print(f"{r['landscape']:<11} {pct(r['law']):>12} {pct(r['carry_over']):>11} {pct(r['step_law']):>10} {pct(r['floor']):>7}   "
               f"{r['lr_ratio']:>7.3f} {str(r['lr_in_interval']):>10}   {r['loss_pred']:.4f} [{lo:.4f}, {hi:.4f}] "
               f"{r['loss_true']:>6.4f}")
 
