@@ -77,7 +77,10 @@ def score(raw: Mapping[str, Any]) -> dict[str, Any]:
 
     from carbs_like.benchmarks import front_gap
 
+    out["errors"] = {k: r["error"] for k, r in raw["runs"].items() if "error" in r}
     for key, run in raw["runs"].items():
+        if "error" in run:
+            continue
         head, method, tail = key.split("/")
         if head == "latency":
             out["latency"][method][int(tail)] = run
@@ -89,7 +92,8 @@ def score(raw: Mapping[str, Any]) -> dict[str, Any]:
                 if n > len(hist):
                     continue
                 s["gap"][n] = front_gap(_observations(hist, n), problem.landscape)
-            for n in checkpoints:
+            s["stopped"] = run.get("stopped")
+            for n in (n for n in checkpoints if n <= len(hist)):
                 best = _best_config(hist, n)
                 s["regret_carried"][n] = problem.regret_at_target(best) if best else math.inf
                 extra = run.get("extra", {}).get(str(n))
@@ -110,6 +114,7 @@ def score(raw: Mapping[str, Any]) -> dict[str, Any]:
             else:
                 curve = np.minimum.accumulate(values).tolist()
                 s = {"curve": curve, "final": curve[-1]}
+            s["stopped"] = run.get("stopped")
             s["ask_s"] = float(np.mean([h["ask_s"] for h in hist]))
             out["function"][head][method][seed] = s
     return out
@@ -183,8 +188,9 @@ def markdown(raw: Mapping[str, Any], scores: Mapping[str, Any]) -> str:
             "",
         ]
         for pname, per_method in scores["landscape"].items():
-            header = ["method"] + [f"gap @{n}" for n in checkpoints] + [f"regret 33x @{n}, carried" for n in checkpoints[-1:]]
-            header += ["regret 33x, scaling law", "s / ask"]
+            n = checkpoints[-1]
+            header = ["method"] + [f"gap @{c}" for c in checkpoints]
+            header += [f"regret 33x @{n}: best config carried", f"regret 33x @{n}: scaling law", "s / ask"]
             lines += [f"### {pname}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
             for m in methods:
                 seeds = per_method.get(m)
@@ -194,7 +200,7 @@ def markdown(raw: Mapping[str, Any], scores: Mapping[str, Any]) -> str:
                 for n in checkpoints:
                     row.append(_fmt([s["gap"][n] for s in seeds.values() if n in s["gap"]], pct=True))
                 n = checkpoints[-1]
-                row.append(_fmt([s["regret_carried"][n] for s in seeds.values()], pct=True))
+                row.append(_fmt([s["regret_carried"][n] for s in seeds.values() if n in s["regret_carried"]], pct=True))
                 sc = [s["regret_scaling"][n] for s in seeds.values() if n in s["regret_scaling"]]
                 why = next((s["why_no_scaling"] for s in seeds.values() if s["why_no_scaling"]), None)
                 why = (why or "").split(";")[0].split(":")[0]
@@ -218,9 +224,10 @@ def markdown(raw: Mapping[str, Any], scores: Mapping[str, Any]) -> str:
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for m in methods:
             row = [m]
-            for f, _ in suite["functions"]:
+            for f, n_trials in suite["functions"]:
                 seeds = scores["function"].get(f, {}).get(m)
-                row.append(_fmt([s["final"] for s in seeds.values()], digits=4) if seeds else "n/a")
+                done = [s["final"] for s in (seeds or {}).values() if len(s["curve"]) == n_trials]
+                row.append(_fmt(done, digits=4) if done else "n/a")
             lines.append("| " + " | ".join(row) + " |")
         lines += ["", "![best so far](best_so_far.png)", ""]
     if scores["latency"]:
@@ -250,6 +257,18 @@ def markdown(raw: Mapping[str, Any], scores: Mapping[str, Any]) -> str:
                     row.append(f"{np.median(r['wall_s']):.2f} ({np.median(r['cpu_s']):.2f})")
             lines.append("| " + " | ".join(row) + " |")
         lines += ["", "![latency](latency.png)", ""]
+    stopped = [f"- `{p}/{m}/{seed}`: {s['stopped']}" for p, pm in scores["landscape"].items()
+               for m, sd in pm.items() for seed, s in sd.items() if s.get("stopped")]
+    stopped += [f"- `{f}/{m}/{seed}`: {s['stopped']}" for f, fm in scores["function"].items()
+                for m, sd in fm.items() for seed, s in sd.items() if s.get("stopped")]
+    if stopped:
+        lines += ["## Runs stopped by the suite's time limit (their later checkpoints are left out)", "",
+                  *stopped, ""]
+    if scores["errors"]:
+        lines += ["## Runs that raised", ""]
+        for key, tb in scores["errors"].items():
+            lines += [f"- `{key}`: `{tb.strip().splitlines()[-1]}`"]
+        lines.append("")
     return "\n".join(lines) + "\n"
 
 
@@ -345,8 +364,9 @@ def plot(raw: Mapping[str, Any], scores: Mapping[str, Any], *, out: Path) -> lis
                 seeds = scores["function"][f].get(m)
                 if not seeds:
                     continue
-                C = np.array([s["curve"] for s in seeds.values()])
-                x = np.arange(1, C.shape[1] + 1)
+                n = min(len(s["curve"]) for s in seeds.values())  # a stopped run is shorter
+                C = np.array([s["curve"][:n] for s in seeds.values()])
+                x = np.arange(1, n + 1)
                 if problem.multi_objective:  # hypervolume, higher is better
                     ax.plot(x, C.mean(0), color=colors[m], label=m)
                     ax.fill_between(x, C.min(0), C.max(0), color=colors[m], alpha=0.12)
