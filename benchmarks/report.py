@@ -252,7 +252,7 @@ def markdown(raw: Mapping[str, Any], scores: Mapping[str, Any]) -> str:
                 if r is None:
                     row.append("n/a")
                 elif "skipped" in r:
-                    row.append("skipped: " + r["skipped"])
+                    row.append(r["skipped"].replace("an ask at", "skipped: an ask at"))
                 else:
                     row.append(f"{np.median(r['wall_s']):.2f} ({np.median(r['cpu_s']):.2f})")
             lines.append("| " + " | ".join(row) + " |")

@@ -28,9 +28,12 @@ import json
 import math
 import os
 import platform
+import signal
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -60,7 +63,8 @@ class Suite:
         functions: BoTorch test functions and how many trials each gets.
         latency_observations: numbers of warm-start observations for the latency problem.
         latency_asks: timed asks at each number of observations.
-        latency_limit_s: a method whose ask took longer than this skips larger numbers.
+        latency_limit_s: an ask running longer than this is abandoned, and the method skips the
+            larger numbers of observations.
         search_limit_s: a search still running after this many seconds stops where it is (its
             later checkpoints are reported as not reached); None: no limit.
     """
@@ -90,7 +94,8 @@ SUITES = {
     "quick": Suite(
         name="quick", seeds=(0, 1), landscapes=("default", "1"), checkpoints=(30, 60),
         functions=(("branin", 30), ("hartmann6", 40), ("branin_currin", 30)),
-        latency_observations=(50, 200, 1000), latency_asks=2, search_limit_s=1200.0,
+        latency_observations=(50, 200, 1000), latency_asks=2, latency_limit_s=300.0,
+        search_limit_s=1200.0,
     ),
     "full": Suite(
         name="full", seeds=(0, 1, 2, 3, 4), landscapes=("default", "1", "2"), checkpoints=(60, 120, 240),
@@ -101,6 +106,34 @@ SUITES = {
 
 
 # --------------------------------------------------------------------------- running --------
+class AskTimeout(Exception):
+    """An ask ran past its time limit."""
+
+
+@contextmanager
+def time_limit(seconds: float | None):
+    """Raise :class:`AskTimeout` in this block after ``seconds`` (POSIX main thread only; else no limit).
+
+    Used so that one slow ask cannot hold a worker far beyond the suite's time limits.
+    """
+    usable = (seconds is not None and hasattr(signal, "setitimer")
+              and threading.current_thread() is threading.main_thread())
+    if not usable:
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise AskTimeout(f"ask ran past {seconds:g}s")
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, max(float(seconds), 0.001))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
 def _problem_rng(problem_name: str, seed: int) -> np.random.Generator:
     """The noise generator of one (problem, seed): the same for every method."""
     return np.random.default_rng([seed, sum(map(ord, problem_name))])
@@ -123,11 +156,17 @@ def run_search(method_name: str, problem, *, seed: int, n_trials: int, on_checkp
     extra: dict[str, Any] = {}
     start = time.perf_counter()
     for i in range(n_trials):
-        if limit_s is not None and time.perf_counter() - start > limit_s:
-            return {"history": history, "extra": extra,
-                    "stopped": f"time limit {limit_s:.0f}s reached after {i} trials"}
+        left = None if limit_s is None else limit_s - (time.perf_counter() - start)
+        stopped = {"history": history, "extra": extra,
+                   "stopped": f"time limit {limit_s}s reached after {i} trials"}
+        if left is not None and left <= 0:
+            return stopped
         t = time.perf_counter()
-        config = method.ask()
+        try:
+            with time_limit(left):
+                config = method.ask()
+        except AskTimeout:
+            return stopped
         ask_s = time.perf_counter() - t
         outcome = problem.evaluate(config, rng=rng)
         method.tell(config, outcome)
@@ -167,12 +206,14 @@ def _scaling_proposal(method, problem: LandscapeProblem) -> dict[str, Any]:
     return {"proposal": _jsonable(config)}
 
 
-def latency(method_name: str, *, n_observations: int, n_asks: int, seed: int) -> dict[str, Any]:
+def latency(method_name: str, *, n_observations: int, n_asks: int, seed: int,
+            limit_s: float | None = None) -> dict[str, Any]:
     """Seconds per ask after warm-starting with ``n_observations`` random observations.
 
     The observations are uniform draws from the default landscape's domain, evaluated with noise
     (failed ones included), imported with the method's ``add``. Then ``n_asks`` times: ask (timed,
-    wall clock and process CPU), evaluate, tell.
+    wall clock and process CPU), evaluate, tell. An ask running past ``limit_s`` is abandoned and
+    the result says so (``{"skipped": ...}``).
     """
     problem = landscape_problem("default")
     method = make_method(method_name, problem, seed=seed)
@@ -183,7 +224,11 @@ def latency(method_name: str, *, n_observations: int, n_asks: int, seed: int) ->
     wall, cpu = [], []
     for _ in range(n_asks):
         t, c = time.perf_counter(), time.process_time()
-        config = method.ask()
+        try:
+            with time_limit(limit_s):
+                config = method.ask()
+        except AskTimeout:
+            return {"skipped": f"an ask at {n_observations} observations ran past {limit_s:.0f}s", "wall_s": wall}
         wall.append(time.perf_counter() - t)
         cpu.append(time.process_time() - c)
         method.tell(config, problem.evaluate(config, rng=rng))
@@ -281,24 +326,27 @@ def plan(suite: Suite, methods: Sequence[str]) -> list[Job]:
     return sorted(jobs, key=lambda j: j.order)
 
 
-def run_job(job: Job, *, checkpoints: Sequence[int], limit_s: float | None = None) -> dict[str, Any]:
+def run_job(job: Job, *, checkpoints: Sequence[int], limit_s: float | None = None,
+            latency_limit_s: float | None = None) -> dict[str, Any]:
     """Run one job; returns what is saved under its key.
 
     A method that raises does not stop the suite: the error and its traceback are saved under
     the job's key (``{"error": ...}``), printed, and shown in the report, so nothing is hidden.
     """
     try:
-        return _run_job(job, checkpoints=checkpoints, limit_s=limit_s)
+        return _run_job(job, checkpoints=checkpoints, limit_s=limit_s, latency_limit_s=latency_limit_s)
     except Exception:  # noqa: BLE001 - recorded in the results and the report, not swallowed
         import traceback
 
         return {"error": traceback.format_exc()}
 
 
-def _run_job(job: Job, *, checkpoints: Sequence[int], limit_s: float | None) -> dict[str, Any]:
+def _run_job(job: Job, *, checkpoints: Sequence[int], limit_s: float | None,
+             latency_limit_s: float | None) -> dict[str, Any]:
     t = time.perf_counter()
     if job.kind == "latency":
-        result = latency(job.method, n_observations=int(job.which), n_asks=job.n, seed=job.seed)
+        result = latency(job.method, n_observations=int(job.which), n_asks=job.n, seed=job.seed,
+                         limit_s=latency_limit_s)
     elif job.kind == "landscape":
         problem = landscape_problem(job.which)
         hook = (lambda m, n: _scaling_proposal(m, problem)) if job.method == "carbs_like" else None
@@ -319,6 +367,8 @@ def _worker_init() -> None:
 def _describe(job: Job, result: Mapping[str, Any]) -> str:
     if "error" in result:
         return "FAILED:\n" + result["error"]
+    if job.kind == "latency" and "skipped" in result:
+        return f"skipped ({result['skipped']})"
     if job.kind == "latency":
         return f"median ask {np.median(result['wall_s']):.2f}s wall ({result['seconds']:.0f}s in all)"
     return f"{len(result['history'])} trials in {result['seconds']:.0f}s" + (
@@ -337,6 +387,7 @@ def run_suite(suite: Suite, *, out: Path, methods: Sequence[str], fresh: bool = 
     store.data["versions"] = versions()
     store.data["methods"] = list(methods)
     store.data["jobs"] = jobs
+    limits = dict(checkpoints=suite.checkpoints, limit_s=suite.search_limit_s, latency_limit_s=suite.latency_limit_s)
     todo = [j for j in plan(suite, methods) if not store.has(j.key)]
     if len(todo) < len(plan(suite, methods)):
         log(f"  {len(plan(suite, methods)) - len(todo)} jobs done before, kept")
@@ -346,10 +397,8 @@ def run_suite(suite: Suite, *, out: Path, methods: Sequence[str], fresh: bool = 
     def finish(job: Job, result: dict[str, Any]) -> None:
         store.put(job.key, result)
         log(f"  {job.key}: {_describe(job, result)}")
-        if job.kind == "latency" and "error" not in result and max(result["wall_s"]) > suite.latency_limit_s:
-            too_slow[job.method] = (
-                f"an ask at {job.which} observations took {max(result['wall_s']):.0f}s > {suite.latency_limit_s:.0f}s"
-            )
+        if job.kind == "latency" and "skipped" in result:
+            too_slow[job.method] = result["skipped"]
 
     def skip(job: Job) -> bool:
         if job.kind == "latency" and job.method in too_slow:
@@ -361,7 +410,7 @@ def run_suite(suite: Suite, *, out: Path, methods: Sequence[str], fresh: bool = 
     if jobs <= 1:
         for job in todo:
             if not skip(job):
-                finish(job, run_job(job, checkpoints=suite.checkpoints, limit_s=suite.search_limit_s))
+                finish(job, run_job(job, **limits))
         return store.data
 
     import multiprocessing
@@ -374,7 +423,7 @@ def run_suite(suite: Suite, *, out: Path, methods: Sequence[str], fresh: bool = 
             while queue and len(running) < jobs:
                 job = queue.pop(0)
                 if not skip(job):
-                    running[pool.submit(run_job, job, checkpoints=suite.checkpoints, limit_s=suite.search_limit_s)] = job
+                    running[pool.submit(run_job, job, **limits)] = job
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 finish(running.pop(future), future.result())

@@ -55,3 +55,15 @@ def test_hypervolume_of_a_staircase_is_the_area_under_it():
     pts = np.array([[1.0, 3.0], [3.0, 1.0], [2.0, 2.0], [3.5, 3.5]])  # the last is dominated
     assert hypervolume_2d(pts, ref) == pytest.approx(1 * 1 + 2 * 1 + 3 * 1)
     assert hypervolume_2d(np.array([[5.0, 1.0]]), ref) == 0.0  # beyond the reference point
+
+
+def test_time_limit_interrupts_a_slow_ask_and_leaves_no_alarm_behind():
+    import time
+
+    with pytest.raises(bench_run.AskTimeout):
+        with bench_run.time_limit(0.2):
+            while True:
+                sum(range(1000))
+    with bench_run.time_limit(5.0):
+        pass
+    time.sleep(0.05)  # an alarm left armed would fire here
