@@ -95,7 +95,7 @@ SUITES = {
         name="quick", seeds=(0, 1), landscapes=("default", "1"), checkpoints=(30, 60),
         functions=(("branin", 30), ("hartmann6", 40), ("branin_currin", 30)),
         latency_observations=(50, 200, 1000), latency_asks=2, latency_limit_s=300.0,
-        search_limit_s=1200.0,
+        search_limit_s=600.0,
     ),
     "full": Suite(
         name="full", seeds=(0, 1, 2, 3, 4), landscapes=("default", "1", "2"), checkpoints=(60, 120, 240),
