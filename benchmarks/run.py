@@ -316,7 +316,7 @@ def plan(suite: Suite, methods: Sequence[str]) -> list[Job]:
     """Every job of ``suite``, most telling first (so a cut-short run still answers the headline).
 
     Order: the landscapes for the first seed, latency up to 200 observations, the landscapes for
-    the other seeds, the test functions, then the latency at more than 200 observations.
+    the other seeds, the latency at more observations, then the test functions.
     """
     jobs = []
     for i, seed in enumerate(suite.seeds):
@@ -327,10 +327,10 @@ def plan(suite: Suite, methods: Sequence[str]) -> list[Job]:
                 jobs.append(Job(f"{name}/{m}/{seed}", "landscape", m, which, seed, max(suite.checkpoints), order))
         for j, (fname, n_trials) in enumerate(suite.functions):
             for m in methods:
-                jobs.append(Job(f"{fname}/{m}/{seed}", "function", m, fname, seed, n_trials, (3, i, j)))
+                jobs.append(Job(f"{fname}/{m}/{seed}", "function", m, fname, seed, n_trials, (4, i, j)))
     for m in (m for m in methods if m in MODEL_BASED):
         for n in suite.latency_observations:
-            order = (1 if n <= 200 else 4, n, 0)
+            order = (1 if n <= 200 else 3, n, 0)
             jobs.append(Job(f"latency/{m}/{n}", "latency", m, str(n), suite.seeds[0], suite.latency_asks, order))
     return sorted((j for j in jobs if (j.method, j.kind) not in suite.leave_out), key=lambda j: j.order)
 
