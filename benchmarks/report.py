@@ -289,7 +289,24 @@ def _headline(scores: Mapping[str, Any], checkpoints: Sequence[int]) -> list[str
             best = min(peers, key=peers.get)
             parts.append(f"@{n}: {peers[best] / ours:.2f}x (best peer {best})")
         lines.append(f"- {pname}: " + "; ".join(parts))
+    n = checkpoints[-1]
+    lines += ["", f"### Headline: regret at 33x after {n} trials (median over seeds; lower is better)", ""]
+    for pname, per_method in scores["landscape"].items():
+        parts = []
+        for m, sd in per_method.items():
+            carried = [s["regret_carried"][n] for s in sd.values() if n in s["regret_carried"]]
+            scaled = [s["regret_scaling"][n] for s in sd.values() if n in s["regret_scaling"]]
+            if m == "carbs_like" and scaled:
+                parts.append(f"carbs_like scaling law {_pct(np.median(scaled))}")
+            if carried:
+                label = "carbs_like carried" if m == "carbs_like" else m
+                parts.append(f"{label} {_pct(np.median(carried))}")
+        lines.append(f"- {pname}: " + ", ".join(parts))
     return lines + [""]
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2g}%" if math.isfinite(x) else "diverges"
 
 
 def _fronts_png(pname: str) -> str:

@@ -400,8 +400,12 @@ def run_suite(suite: Suite, *, out: Path, methods: Sequence[str], fresh: bool = 
     todo = [j for j in plan(suite, methods) if not store.has(j.key)]
     if len(todo) < len(plan(suite, methods)):
         log(f"  {len(plan(suite, methods)) - len(todo)} jobs done before, kept")
-    # A method whose ask took too long at some number of observations skips the larger numbers.
-    too_slow: dict[str, str] = {}
+    # A method whose ask took too long at some number of observations skips the larger numbers
+    # (also when that was found by an earlier, interrupted call).
+    too_slow: dict[str, str] = {
+        key.split("/")[1]: run["skipped"] for key, run in store.data["runs"].items()
+        if key.startswith("latency/") and "skipped" in run
+    }
 
     def finish(job: Job, result: dict[str, Any]) -> None:
         store.put(job.key, result)
