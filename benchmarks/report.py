@@ -173,7 +173,7 @@ def markdown(raw: Mapping[str, Any], scores: Mapping[str, Any]) -> str:
         "- versions: " + ", ".join(f"{k} {val}" for k, val in v.items()),
         f"- seeds: {list(suite['seeds'])}; mean ± standard deviation over seeds",
         *([f"- left out of this suite: {suite['leave_out_reason']}"] if suite.get("leave_out") else []),
-        "- reproduce: `python -m benchmarks.run --suite " + suite["name"] + "`",
+        f"- reproduce: `python -m benchmarks.run --suite {suite['name']} --jobs {raw.get('jobs', 1)}`",
         "",
     ]
     if scores["landscape"]:
