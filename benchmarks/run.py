@@ -92,7 +92,7 @@ class Suite:
 
 SUITES = {
     "smoke": Suite(
-        name="smoke", seeds=(0,), landscapes=("default",), checkpoints=(4, 8),
+        name="smoke", seeds=(0,), landscapes=("default",), checkpoints=(3, 5),
         functions=(("branin", 5), ("branin_currin", 5)), latency_observations=(6,), latency_asks=1,
     ),
     "quick": Suite(

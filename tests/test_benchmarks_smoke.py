@@ -14,8 +14,10 @@ from benchmarks.report import hypervolume_2d  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-# Ax takes seconds to import and to fit; the smoke test keeps to the fast methods that are installed.
-FAST = ["carbs_like", "random"] + (["optuna_tpe"] if importlib.util.find_spec("optuna") else [])
+# Every method whose package is installed (the peers are the optional [bench] extra).
+FAST = ["carbs_like", "random"]
+FAST += ["optuna_tpe", "optuna_gp"] if importlib.util.find_spec("optuna") else []
+FAST += ["ax"] if importlib.util.find_spec("ax") else []
 
 
 def test_smoke_suite_writes_table_plots_and_raw_results(tmp_path):
