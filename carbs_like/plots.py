@@ -1,0 +1,193 @@
+"""Plots of a :class:`~carbs_like.scaling.ScalingLaw` (matplotlib, imported only here).
+
+* :func:`plot_relations`: each relation against each scaling axis, with the near-optimal runs
+  behind it and the extrapolation band out to a target scale;
+* :func:`plot_loss`: the runs and their front of loss against cost, with the fitted loss law along
+  the compute-optimal path and its band.
+
+Both return a ``matplotlib.figure.Figure``; save it with ``fig.savefig("law.png", dpi=150)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from statistics import NormalDist
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from .scaling import ScalingLaw
+    from .tuner import Tuner
+
+__all__ = ["plot_loss", "plot_relations"]
+
+_LINE = "#1f4e79"
+_BAND = "#9ecae1"
+_TARGET = "#c0392b"
+
+
+def _pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError(
+            "plots need matplotlib: pip install 'carbs-like[plot]' (or pip install matplotlib)"
+        ) from None
+    return plt
+
+
+def _target_log_scales(law: "ScalingLaw", target: Mapping[str, float] | None) -> np.ndarray | None:
+    if target is None:
+        return None
+    missing = [s for s in law.space.scaling if s not in target]
+    if missing:
+        raise ValueError(f"target is missing scaling value(s) {missing}; give all of {list(law.space.scaling)}")
+    return np.log([float(target[s]) for s in law.space.scaling])
+
+
+def _from_t(transform: str, t: np.ndarray) -> np.ndarray:
+    if transform == "log":
+        return np.exp(t)
+    if transform == "logit":
+        return 1.0 / (1.0 + np.exp(-t))
+    return t
+
+
+def plot_relations(law: "ScalingLaw", *, target: Mapping[str, float] | None = None, level: float = 0.9,
+                   near: float = 0.02) -> "Figure":
+    """Each relation ``h*(s)`` against each scaling axis.
+
+    A panel shows one param against one axis, the other axes held at the target (or at their
+    largest observed value): the fitted power law, its ``level`` band (coefficient uncertainty,
+    widening with extrapolation), and the runs whose fitted loss excess is below ``near`` (2%),
+    moved along the other axes by the relation so that they share the panel's reference, coloured
+    by their excess.
+
+    Args:
+        law: the fitted scaling law.
+        target: scaling values to extrapolate to, e.g. ``{"n_params": 1e9, "tokens": 2e10}``.
+        level: coverage of the band.
+        near: show runs within this relative loss excess of the optimum at their scale.
+    """
+    plt = _pyplot()
+    ev = law.evidence
+    names = list(law.relations)
+    axes_names = list(law.space.scaling)
+    if not names:
+        raise ValueError("this law has no numeric relations to plot (the space has no numeric non-scaling params)")
+    x_obs = ev.log_scales
+    x_tgt = _target_log_scales(law, target)
+    ref = x_tgt if x_tgt is not None else x_obs.max(axis=0)
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    fig, grid = plt.subplots(len(names), len(axes_names), figsize=(1.0 + 3.4 * len(axes_names), 0.8 + 2.6 * len(names)),
+                             squeeze=False, layout="constrained")
+    keep = ev.excess < near
+    cmap = plt.get_cmap("viridis_r")
+    scatter = None
+    for i, name in enumerate(names):
+        rel = law.relations[name]
+        slopes = np.asarray(rel.slopes)
+        for a, axis in enumerate(axes_names):
+            ax = grid[i, a]
+            hi = max(x_obs[:, a].max(), ref[a]) if x_tgt is not None else x_obs[:, a].max()
+            grid_x = np.linspace(x_obs[:, a].min(), hi + 0.05 * (hi - x_obs[:, a].min()), 200)
+            X = np.tile(ref, (grid_x.size, 1))
+            X[:, a] = grid_x
+            mean, std = rel(X)
+            ax.fill_between(np.exp(grid_x), _from_t(rel.transform, mean - z * std),
+                            _from_t(rel.transform, mean + z * std), color=_BAND, alpha=0.55, lw=0,
+                            label=f"{int(level * 100)}% band")
+            ax.plot(np.exp(grid_x), _from_t(rel.transform, mean), color=_LINE, lw=1.8, label="fitted relation")
+            # Runs near their optimum, moved to the panel's reference along the other axes.
+            others = [b for b in range(len(axes_names)) if b != a]
+            t_adj = ev.values[keep, i] + (ref[others] - x_obs[keep][:, others]) @ slopes[others]
+            scatter = ax.scatter(np.exp(x_obs[keep, a]), _from_t(rel.transform, t_adj), c=100 * ev.excess[keep],
+                                 cmap=cmap, vmin=0, vmax=100 * near, s=16, edgecolor="k", linewidth=0.3,
+                                 zorder=3, label=f"runs within {100 * near:g}% of optimum")
+            ax.axvspan(np.exp(x_obs[:, a].max()), np.exp(grid_x[-1]), color="0.93", zorder=0)
+            if x_tgt is not None:
+                m, s = rel(ref[None, :])
+                ax.errorbar([np.exp(ref[a])], _from_t(rel.transform, m), fmt="*", ms=11, color=_TARGET,
+                            yerr=None, zorder=4, label="proposal")
+            ax.set_xscale("log")
+            if rel.transform == "log":
+                ax.set_yscale("log")
+            b, sd = rel.slopes[a], rel.slope_std[a]
+            ax.set_title(f"exponent {b:+.3f} ± {sd:.3f}", fontsize=9)
+            ax.set_xlabel(axis)
+            if a == 0:
+                ax.set_ylabel(f"best {name}")
+            ax.grid(True, which="major", alpha=0.25)
+            ax.tick_params(labelsize=8)
+    handles, labels = grid[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=8, frameon=False)
+    if scatter is not None:
+        cb = fig.colorbar(scatter, ax=grid.ravel().tolist(), shrink=0.5, pad=0.02, aspect=30)
+        cb.set_label("loss excess over optimum (%)", fontsize=8)
+        cb.ax.tick_params(labelsize=7)
+    held = ", ".join(f"{s}={math.exp(v):.3g}" for s, v in zip(axes_names, ref))
+    fig.suptitle(f"Best value of each param against scale\n(other axes at {held}; shaded: extrapolation)",
+                 fontsize=10)
+    return fig
+
+
+def plot_loss(law: "ScalingLaw", *, tuner: "Tuner | None" = None, target: Mapping[str, float] | None = None,
+              level: float = 0.9) -> "Figure":
+    """Loss against cost: the runs, their front, and the loss law along the compute-optimal path.
+
+    Args:
+        law: the fitted scaling law.
+        tuner: the tuner the law came from; its runs and front are drawn (else only the law).
+        target: scaling values of a proposal to mark, with its predicted loss band.
+        level: coverage of the band.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.0, 4.2), layout="constrained")
+    c_lo = c_hi = None
+    if tuner is not None:
+        obs = tuner.observations()
+        ok = obs[obs["status"] == "ok"]
+        ax.scatter(ok["cost"], ok["loss"], s=9, color="0.6", alpha=0.7, lw=0, label="runs")
+        front = tuner.pareto_front()
+        ax.step(front["cost"], front["loss"], where="post", color="k", lw=1.3, label="front")
+        c_lo, c_hi = float(ok["cost"].min()), float(ok["cost"].max())
+    else:
+        lc = law.cost_law(law.evidence.log_scales)
+        c_lo, c_hi = float(np.exp(lc.min())), float(np.exp(lc.max()))
+    end = c_hi * 100
+    if target is not None:
+        p = law.predict(dict(target), level=level)
+        end = max(end, p.cost * 1.5)
+    costs = np.geomspace(c_lo, end, 60)
+    X = np.stack([law._compute_optimal(c) for c in costs])
+    mid = law.loss_law(X)
+    lo, hi = law.loss_law.band(X, level=level)
+    ax.fill_between(costs, lo, hi, color=_BAND, alpha=0.55, lw=0, label=f"{int(level * 100)}% band")
+    E, A, al = law.loss_law.E, law.loss_law.A, law.loss_law.alpha
+    terms = " + ".join(f"{a:.3g}/{s}^{b:.3f}" for s, a, b in zip(law.space.scaling, A, al))
+    ax.plot(costs, mid, color=_LINE, lw=1.8, label=f"L = {E:.3f} + {terms}")
+    ax.axvspan(c_hi, end, color="0.93", zorder=0)
+    if target is not None:
+        ax.errorbar([p.cost], [p.loss], yerr=[[p.loss - p.loss_interval[0]], [p.loss_interval[1] - p.loss]],
+                    fmt="*", ms=11, color=_TARGET, capsize=3, zorder=4,
+                    label="proposal: " + ", ".join(f"{s}={target[s]:.3g}" for s in law.space.scaling))
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 3.0, 5.0)))
+    ax.yaxis.set_major_formatter(ScalarFormatter())
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("cost")
+    ax.set_ylabel("loss")
+    ax.set_title("Loss front and fitted loss law (compute-optimal path)", fontsize=10)
+    ax.grid(True, which="both", alpha=0.2)
+    ax.legend(fontsize=7, frameon=False)
+    return fig
