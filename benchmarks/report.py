@@ -172,6 +172,8 @@ def markdown(raw: Mapping[str, Any], scores: Mapping[str, Any]) -> str:
         f"- machine: {raw.get('machine')}",
         "- versions: " + ", ".join(f"{k} {val}" for k, val in v.items()),
         f"- seeds: {list(suite['seeds'])}; mean ± standard deviation over seeds",
+        *([f"- scaling-law proposals refitted from the saved runs on {raw['scaling_refitted']} (`--refit-scaling`)"]
+          if raw.get("scaling_refitted") else []),
         *([f"- left out of this suite: {suite['leave_out_reason']}"] if suite.get("leave_out") else []),
         f"- reproduce: `python -m benchmarks.run --suite {suite['name']} --jobs {raw.get('jobs', 1)}`",
         "",

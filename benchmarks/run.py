@@ -215,6 +215,33 @@ def _scaling_proposal(method, problem: LandscapeProblem) -> dict[str, Any]:
     return {"proposal": _jsonable(config)}
 
 
+def refit_scaling(raw: dict[str, Any], *, log=print) -> dict[str, Any]:
+    """Recompute carbs_like's scaling-law proposals from the saved landscape histories.
+
+    The law is fitted on the observations only, so a tuner rebuilt with ``add`` from a run's first
+    ``n`` trials gives the same proposal as the tuner that asked them: this refreshes the scaling
+    column after ``carbs_like.scaling`` changes, without rerunning any search.
+    """
+    from carbs_like import Tuner
+
+    for key, run in raw["runs"].items():
+        head, method, seed = key.split("/")
+        if method != "carbs_like" or not head.startswith("llm_") or "history" not in run:
+            continue
+        which = "default" if head == "llm_default" else head.removeprefix("llm_random")
+        problem = landscape_problem(which)
+        for n in raw["suite"]["checkpoints"]:
+            if n > len(run["history"]):
+                continue
+            tuner = Tuner(problem.space, seed=int(seed))
+            for h in run["history"][:n]:
+                tuner.add(h["config"], loss=h["loss"], cost=h["cost"], failed=h["failed"])
+            holder = type("Held", (), {"tuner": tuner})()
+            run.setdefault("extra", {})[str(n)] = _scaling_proposal(holder, problem)
+            log(f"  {key} @{n}: scaling law refitted")
+    return raw
+
+
 def latency(method_name: str, *, n_observations: int, n_asks: int, seed: int,
             limit_s: float | None = None) -> dict[str, Any]:
     """Seconds per ask after warm-starting with ``n_observations`` random observations.
@@ -471,6 +498,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fresh", action="store_true", help="ignore runs saved by an earlier call")
     parser.add_argument("--jobs", type=int, default=1, help="run this many jobs at once (worker processes)")
     parser.add_argument("--report-only", action="store_true", help="only rebuild the report from the raw file")
+    parser.add_argument("--refit-scaling", action="store_true",
+                        help="with --report-only: recompute carbs_like's scaling-law proposals from the saved runs")
     args = parser.parse_args(argv)
 
     from .report import write_report
@@ -482,6 +511,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not raw_path.exists():
             raise SystemExit(f"{raw_path} does not exist; run the suite first (without --report-only)")
         raw = json.loads(raw_path.read_text())
+        if args.refit_scaling:
+            from carbs_like.tuner import write_json_atomic
+
+            raw = refit_scaling(raw)
+            raw["scaling_refitted"] = _now()
+            write_json_atomic(raw_path, _finite(raw))
     else:
         methods = available_methods(args.methods.split(",") if args.methods else None)
         print(f"suite {suite.name}: methods {', '.join(methods)}; writing to {args.out}", flush=True)
