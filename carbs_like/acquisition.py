@@ -237,11 +237,14 @@ def suggest(
         band_position = float(torch.rand(1, generator=generator, dtype=torch.float64))
     u = band_position
     band_center = lo_c + u * (hi_c - lo_c)
-    band_half = max(band_width * (hi_c - lo_c) / 2, 1e-9)
+    band_half = band_width * (hi_c - lo_c) / 2
+    # Costs that vary by under ~10 % across the box (e.g. a constant cost) have no bands: the cost
+    # model's noise would otherwise decide which candidates win.
+    use_band = hi_c - lo_c > 0.1
 
     if z_obs.numel():
         on_front = pareto_mask(z_obs, log_cost_obs)
-        near = (log_cost_obs - band_center).abs() <= 3 * band_half
+        near = (log_cost_obs - band_center).abs() <= 3 * band_half if use_band else torch.ones_like(on_front)
         # Anchors: the front, plus the best observations near the band (its neighbourhood).
         best_near = torch.nonzero(near).squeeze(-1)
         best_near = best_near[torch.argsort(z_obs[best_near])[:top_k]]
@@ -270,8 +273,9 @@ def suggest(
         s = log_expected_improvement(mean, std, target) + torch.log(p_ok.clamp_min(1e-12))
         # Outside the band a candidate is penalised by how far it lies from it (in band widths):
         # if nothing lands inside, the closest good candidates still win.
-        outside = ((log_cost - band_center).abs() - band_half).clamp_min(0) / band_half
-        s = s - 50.0 * outside
+        if use_band:
+            outside = ((log_cost - band_center).abs() - band_half).clamp_min(0) / band_half
+            s = s - 50.0 * outside
         if max_log_cost is not None:
             s = torch.where(log_cost <= max_log_cost, s, torch.full_like(s, -math.inf))
         nan = torch.isnan(s)
