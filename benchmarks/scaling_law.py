@@ -209,7 +209,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--random", type=int, nargs="*", default=[1, 2], help="seeds of LLMLandscape.random")
     ap.add_argument("--plots", type=Path, default=None, help="save the law's plots (PNG) here")
-    ap.add_argument("--data", type=Path, default=Path("/work/shared/data"), help="folder of the public data")
+    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[1] / "tests" / "data", help="folder of the public data")
     args = ap.parse_args()
 
     if (args.data / "steplaw_moe_sweep.csv").is_file():

@@ -14,10 +14,7 @@ from carbs_like.benchmarks import LLMLandscape
 from carbs_like.scaling import Prediction, ScalingLaw, fit_cost_law, fit_loss_law
 from carbs_like.tuner import Tuner
 
-DATA = Path("/work/shared/data")
-if not DATA.is_dir():  # the repository's copy, when there is one
-    DATA = Path(__file__).resolve().parents[1] / "shared" / "data"
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="the public data in shared/data is not available")
+DATA = Path(__file__).resolve().parent / "data"  # copies of the shared public data (see its README)
 
 
 def import_runs(landscape: LLMLandscape, n: int, *, seed: int, spread: float = 0.7) -> Tuner:
@@ -183,7 +180,6 @@ def test_cost_law_recovers_flops() -> None:
     assert law.slopes == pytest.approx((1.0, 1.0)) and law.intercept == pytest.approx(math.log(6))
 
 
-@needs_data
 def test_chinchilla_loss_law_lands_near_the_published_fit() -> None:
     import pandas as pd
 
@@ -207,7 +203,6 @@ def test_chinchilla_loss_law_lands_near_the_published_fit() -> None:
     assert np.median(np.abs(via_tuner / published - 1)) < 0.01
 
 
-@needs_data
 def test_step_law_sweep_proposals_for_a_larger_run() -> None:
     """Real MoE sweeps: import the runs with up to 8e9 tokens, propose lr and batch for 2e10 tokens
     (2.5x larger), and score against the measured grid there."""
