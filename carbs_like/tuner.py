@@ -294,12 +294,16 @@ class Tuner:
         ``data = tuner._data()`` under your lock, call this outside it (e.g. in a background
         thread), then ``use_surrogate`` under the lock again, and ``ask(refit=False)`` stays fast.
         """
+        return self._fit(data, refit=True)
+
+    def _fit(self, data: ObservedData, *, refit: bool) -> Surrogate:
+        """Fit the models to ``data`` from the tuner's current hyperparameters (no state change)."""
         s = self.settings
         return fit_surrogate(
             data,
             scaling_columns=self.space.scaling_columns,
             hyperparameters=self._hyper,
-            refit=True,
+            refit=refit,
             max_fit_points=s.max_fit_points,
             maxiter=s.fit_maxiter,
             seed=self.seed * 1_000_003 + len(data),
@@ -535,15 +539,7 @@ class Tuner:
         refit = self._hyper is None or (refit and (
             n_ok != self._n_at_fit and (n_ok < s.refit_always_below or n_ok >= s.refit_growth * self._n_at_fit)
         ))
-        surrogate = fit_surrogate(
-            data,
-            scaling_columns=self.space.scaling_columns,
-            hyperparameters=self._hyper,
-            refit=refit,
-            max_fit_points=s.max_fit_points,
-            maxiter=s.fit_maxiter,
-            seed=self.seed * 1_000_003 + n,
-        )
+        surrogate = self._fit(data, refit=refit)
         if refit:
             self._n_at_fit = n_ok
         self._hyper = surrogate.hyperparameters
