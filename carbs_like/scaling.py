@@ -304,8 +304,7 @@ class ScalingLaw:
         """
         if not 0.0 < level < 1.0:
             raise ValueError(f"level must lie in (0, 1), got {level!r}")
-        x = self._log_scales(scaling, cost, values)
-        notes: list[str] = []
+        x, notes = self._log_scales(scaling, cost, values)
         config: dict[str, Any] = {}
         given = {**(scaling or {}), **values}
         for name, lx in zip(self.space.scaling, x):
@@ -332,7 +331,8 @@ class ScalingLaw:
         )
 
     def _log_scales(self, scaling: Mapping[str, float] | None, cost: float | None,
-                    values: Mapping[str, float]) -> np.ndarray:
+                    values: Mapping[str, float]) -> tuple[np.ndarray, list[str]]:
+        """The target's natural-log scales, and notes on how a budget was split (if one was)."""
         given = {**(scaling or {}), **values}
         if cost is not None:
             if given:
@@ -340,7 +340,8 @@ class ScalingLaw:
                     f"give either cost= or the scaling values {list(self.space.scaling)}, not both "
                     f"(got cost and {sorted(given)})"
                 )
-            return self._compute_optimal(cost)
+            x, note = self._compute_optimal(cost)
+            return x, [note] if note else []
         unknown = sorted(set(given) - set(self.space.scaling))
         missing = [s for s in self.space.scaling if s not in given]
         if unknown:
@@ -356,15 +357,25 @@ class ScalingLaw:
             if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or v <= 0:
                 raise ValueError(f"{s}={v!r}: a scaling value must be a positive finite number")
             out.append(math.log(float(v)))
-        return np.array(out)
+        return np.array(out), []
 
-    def _compute_optimal(self, cost: float) -> np.ndarray:
-        """Log scales minimising the loss law subject to the cost law meeting ``cost``.
+    def _compute_optimal(self, cost: float) -> tuple[np.ndarray, str | None]:
+        """Log scales minimising the loss law subject to the cost law meeting ``cost``, and a note
+        when the split between axes had to be held at the edge of what the runs tried.
 
         With ``L = E + sum_k A_k exp(-alpha_k x_k)`` and ``log cost = c + sum_k g_k x_k`` the
         Lagrange condition ``alpha_k A_k exp(-alpha_k x_k) = lambda g_k`` gives each ``x_k`` in
         closed form, and the budget fixes ``log lambda`` (the problem is convex). Axes the cost
         does not grow with stay at their largest observed value.
+
+        The split between two axes (e.g. tokens per parameter) may leave the range of splits the
+        runs tried only as far as the budget leaves their costs: by at most a factor
+        ``sqrt(cost / largest run's cost)`` beyond the range's ends (none for a budget within the
+        runs' costs). Beyond the tried splits the law's terms are extrapolated in different
+        directions, and a term the runs could not resolve (small, data-limited runs make any term
+        in n_params look negligible) would otherwise send the whole budget to one axis: a tiny
+        model on endless tokens. When the closed form leaves that range, the convex problem is
+        solved with it as linear constraints, and the note says so.
         """
         if isinstance(cost, bool) or not isinstance(cost, numbers.Real) or not math.isfinite(cost) or cost <= 0:
             raise ValueError(f"cost={cost!r}: a budget must be a positive finite number")
@@ -378,10 +389,54 @@ class ScalingLaw:
         x = self.evidence.log_scales.max(axis=0).copy()
         budget = math.log(float(cost)) - self.cost_law.intercept - float(g[~driving] @ x[~driving])
         gf, alpha = g[driving], np.asarray(self.loss_law.alpha)[driving]
-        c = np.log(alpha) + np.log(np.asarray(self.loss_law.A)[driving]) - np.log(gf)
+        logA = np.log(np.asarray(self.loss_law.A)[driving])
+        c = np.log(alpha) + logA - np.log(gf)
         log_lambda = (float((gf * c / alpha).sum()) - budget) / float((gf / alpha).sum())
-        x[driving] = (c - log_lambda) / alpha
-        return x
+        xf = (c - log_lambda) / alpha
+        # The observed range of every pairwise log-ratio of the driving axes.
+        obs = self.evidence.log_scales[:, driving]
+        pairs = list(itertools.combinations(range(obs.shape[1]), 2))
+        diff = np.stack([obs[:, i] - obs[:, j] for i, j in pairs], axis=1) if pairs else np.zeros((len(obs), 0))
+        beyond = 0.5 * max(0.0, math.log(float(cost)) - float(self.cost_law(self.evidence.log_scales).max()))
+        d_lo, d_hi = diff.min(axis=0) - beyond, diff.max(axis=0) + beyond
+        split = np.array([xf[i] - xf[j] for i, j in pairs])
+        note = None
+        if pairs and (np.any(split < d_lo - 1e-9) or np.any(split > d_hi + 1e-9)):
+            xf = self._split_within(obs, gf, logA, alpha, budget, pairs, d_lo, d_hi)
+            names = [n for n, d in zip(self.space.scaling, driving) if d]
+            edges = [f"{names[i]}/{names[j]} = {math.exp(xf[i] - xf[j]):.3g}" for i, j in pairs]
+            note = ("the loss law would split this budget far outside the ratios between the scaling axes "
+                    f"that the runs tried; the split is held at {', '.join(edges)}, the runs' extreme ratio "
+                    "extended by the square root of how far the budget exceeds their costs. Runs at other "
+                    "ratios would show whether the law holds beyond it")
+        x[driving] = xf
+        return x, note
+
+    @staticmethod
+    def _split_within(obs: np.ndarray, g: np.ndarray, logA: np.ndarray, alpha: np.ndarray, budget: float,
+                      pairs: list[tuple[int, int]], d_lo: np.ndarray, d_hi: np.ndarray) -> np.ndarray:
+        """Minimise ``sum_k A_k exp(-alpha_k x_k)`` s.t. ``g . x = budget`` and every pairwise
+        ``x_i - x_j`` within ``[d_lo, d_hi]`` (convex; SLSQP from the runs' mean split)."""
+        from scipy.optimize import minimize
+
+        mean = obs.mean(axis=0)
+        x0 = mean + (budget - float(g @ mean)) / float(g.sum())  # the mean split, on budget
+        scale = float(np.exp(logA - alpha * x0).sum()) or 1.0
+
+        def f(x: np.ndarray) -> float:
+            return float(np.exp(logA - alpha * x).sum()) / scale
+
+        def df(x: np.ndarray) -> np.ndarray:
+            return -alpha * np.exp(logA - alpha * x) / scale
+
+        cons = [{"type": "eq", "fun": lambda x: np.array([g @ x - budget]), "jac": lambda x: g[None, :]}]
+        for (i, j), lo, hi in zip(pairs, d_lo, d_hi):
+            e = np.zeros(len(g))
+            e[i], e[j] = 1.0, -1.0
+            cons.append({"type": "ineq", "fun": lambda x, e=e, lo=lo: np.array([e @ x - lo]), "jac": lambda x, e=e: e[None, :]})
+            cons.append({"type": "ineq", "fun": lambda x, e=e, hi=hi: np.array([hi - e @ x]), "jac": lambda x, e=e: -e[None, :]})
+        res = minimize(f, x0, jac=df, constraints=cons, method="SLSQP", options={"maxiter": 200, "ftol": 1e-12})
+        return res.x if np.all(np.isfinite(res.x)) else x0
 
     # --- reporting ----------------------------------------------------------------------------
     def table(self) -> "pd.DataFrame":
@@ -634,13 +689,19 @@ def _bowl_bounds(bowl: _Bowl, loss: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 
 def _fit_bowl(bowl: _Bowl, runs: _Runs, theta0: np.ndarray, *, rows: np.ndarray | None = None,
-              focus: float = 0.05, f_scale: float = 0.01, slope_prior: float = 10.0) -> np.ndarray:
+              focus: float = 0.05, f_scale: float = 0.01, center_prior: float = 3.0,
+              slope_prior: float = 10.0) -> np.ndarray:
     """Robust least squares of the log loss; a second pass weights runs near their optimum
     (excess ``q`` below ``focus``) most, as the quadratic bowl is a local description.
 
-    A weak Gaussian prior (std ``slope_prior`` transformed units per e-fold of scale) keeps the
-    relations' exponents finite along an axis the runs barely vary; where the runs span the axis
-    the data outweigh it by orders of magnitude.
+    Weak Gaussian priors, in the standardised units of the runs, keep the optimum where the runs
+    can say something about it: its value at the runs' mean scale within ~``center_prior``
+    standard deviations of the runs' values, and its slope within ~``slope_prior`` standard
+    deviations of the values per standard deviation of the scales. A prior deviation of one std
+    weighs as much as one run misfit by ``f_scale`` in log loss, so where the runs pin the bowl
+    down (a curved loss, runs on both sides of the optimum) the data outweigh it many times; where
+    the loss is nearly flat in a param, or one bootstrap resample leaves one side empty, it stops
+    the optimum from running off to wherever a sharp, distant bowl fits the few runs best.
     """
     from scipy.optimize import least_squares
 
@@ -648,19 +709,21 @@ def _fit_bowl(bowl: _Bowl, runs: _Runs, theta0: np.ndarray, *, rows: np.ndarray 
     x, T, C, ly = runs.x[rows], runs.T[rows], runs.choice[rows], np.log(runs.loss[rows])
     lo, hi = _bowl_bounds(bowl, runs.loss)
     theta = np.clip(theta0, lo + 1e-9, hi - 1e-9)
-    # Raw exponent = t_std * B / x_std: a prior residual f_scale * exponent / slope_prior per entry.
-    b_start = bowl.sizes[0] + bowl.sizes[1]
-    b_scale = (f_scale / slope_prior) * (bowl.t_std[:, None] / bowl.x_std[None, :]).ravel()
-    b_jac = np.zeros((b_scale.size, theta.size))
-    b_jac[np.arange(b_scale.size), b_start + np.arange(b_scale.size)] = b_scale
+    # Prior residuals f_scale * a / center_prior and f_scale * B / slope_prior (a, B standardised).
+    a_start = bowl.sizes[0]
+    n_prior = bowl.sizes[1] + bowl.sizes[2]
+    prior_scale = np.concatenate([np.full(bowl.sizes[1], f_scale / center_prior),
+                                  np.full(bowl.sizes[2], f_scale / slope_prior)])
+    prior_jac = np.zeros((n_prior, theta.size))
+    prior_jac[np.arange(n_prior), a_start + np.arange(n_prior)] = prior_scale
     w = np.ones(len(rows))
     for _ in range(2):
         def resid(th: np.ndarray, w: np.ndarray = w) -> np.ndarray:
-            prior = th[b_start:b_start + b_scale.size] * b_scale
+            prior = th[a_start:a_start + n_prior] * prior_scale
             return np.concatenate([(bowl.log_loss(th, x, T, C)[0] - ly) * w, prior])
 
         def jac(th: np.ndarray, w: np.ndarray = w) -> np.ndarray:
-            return np.vstack([bowl.jacobian(th, x, T, C) * w[:, None], b_jac])
+            return np.vstack([bowl.jacobian(th, x, T, C) * w[:, None], prior_jac])
 
         theta = least_squares(resid, theta, jac=jac, bounds=(lo, hi), loss="soft_l1", f_scale=f_scale,
                               method="trf", max_nfev=200 * len(theta)).x
@@ -699,6 +762,7 @@ def _fit(space: SearchSpace, data: "ObservedData", *, n_bootstrap: int, seed: in
     n = runs.x.shape[0]
     samples = np.stack([_fit_bowl(bowl, runs, theta, rows=rng.integers(0, n, n)) for _ in range(n_bootstrap)]) \
         if n_bootstrap else np.zeros((0, theta.size))
+    samples = _drop_runaway_refits(bowl, runs, samples)
 
     x_obs, T_obs = evidence_x, runs.T
     relations = _relations(space, bowl, theta, samples, relation_params)
@@ -720,6 +784,35 @@ def _fit(space: SearchSpace, data: "ObservedData", *, n_bootstrap: int, seed: in
     )
     return ScalingLaw(space=space, relations=relations, choices=choices, choice_scores=scores,
                       loss_law=loss_law, cost_law=cost_law, evidence=evidence)
+
+
+def _drop_runaway_refits(bowl: _Bowl, runs: _Runs, samples: np.ndarray, *, z: float = 6.0) -> np.ndarray:
+    """The bootstrap refits without the runaways, for the uncertainty bands.
+
+    A resample that happens to leave out the runs on one side of an optimum can fit a sharp bowl
+    centred far away; one such refit in 32 would dominate a covariance (an lr interval of ten
+    decades). A refit is dropped when its relations or loss law at the runs' smallest, mean or
+    largest scale lie more than ``z`` robust standard deviations (1.4826 x MAD) from the median
+    refit's; at most a quarter of the refits are dropped.
+    """
+    if len(samples) < 4:
+        return samples
+    k = bowl.k
+    corners = np.stack([runs.x.min(axis=0), runs.x.mean(axis=0), runs.x.max(axis=0)])
+    feats = []
+    for th in samples:
+        intercept, slopes = bowl.relation(th)
+        rel = (intercept[None, :] + corners @ slopes.T).ravel()
+        law = np.log(np.maximum(_loss_law_value(th[:1 + 2 * k], corners), 1e-300))
+        feats.append(np.concatenate([rel, law]))
+    F = np.asarray(feats)
+    med = np.median(F, axis=0)
+    mad = 1.4826 * np.median(np.abs(F - med), axis=0)
+    score = (np.abs(F - med) / np.maximum(mad, 1e-12)).max(axis=1)
+    keep = score <= z
+    if keep.sum() < len(samples) - len(samples) // 4:
+        keep = score <= np.sort(score)[len(samples) - len(samples) // 4 - 1]
+    return samples[keep]
 
 
 def _misfit(bowl: _Bowl, runs: _Runs, theta: np.ndarray, *, f_scale: float = 0.01) -> float:

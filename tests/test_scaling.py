@@ -288,3 +288,53 @@ def test_an_axis_the_runs_do_not_vary_is_held_constant_with_a_warning() -> None:
     assert law.relations["lr"].slopes[1] == pytest.approx(narrow.lr_d, abs=0.08)
     small, big = law.propose(n_params=1e7, tokens=1e9), law.propose(n_params=1e9, tokens=1e9)
     assert small["lr"] == pytest.approx(big["lr"], rel=1e-9) and small["batch_size"] == big["batch_size"]
+
+
+def data_limited_runs(n: int = 60, *, seed: int = 0) -> Tuner:
+    """Runs whose loss falls with tokens only (a data-limited regime), lr optimum fixed at 3e-3."""
+    space = SearchSpace([LogParam("n_params", min=1e4, max=2e5), LogParam("tokens", min=1e5, max=1e6),
+                         LogParam("lr", center=3e-3)], scaling=["n_params", "tokens"])
+    rng = np.random.default_rng(seed)
+    tuner = Tuner(space, seed=seed)
+    for _ in range(n):
+        N, D = (math.exp(rng.uniform(math.log(a), math.log(b))) for a, b in ((1e4, 2e5), (1e5, 1e6)))
+        lr = 3e-3 * math.exp(0.6 * rng.standard_normal())
+        loss = 20 * D**-0.18 * (1 + 0.05 * math.log(lr / 3e-3) ** 2) * math.exp(0.003 * rng.standard_normal())
+        tuner.add({"n_params": N, "tokens": D, "lr": lr}, loss=loss, cost=N * D / 1e10)
+    return tuner
+
+
+def test_budget_split_stays_within_the_ratios_the_runs_tried() -> None:
+    # The loss law finds no n_params term, so the unconstrained compute-optimal split would train a
+    # vanishing model on endless tokens; the split may leave the runs' largest tokens/n_params only
+    # by sqrt(budget / largest cost): not at all within the runs' costs, 10x for 100x their cost.
+    law = ScalingLaw.fit(data_limited_runs(), n_bootstrap=4)
+    obs = law.evidence.log_scales
+    ratio = obs[:, 1] - obs[:, 0]
+    largest = float(np.exp(law.cost_law(obs).max()))
+    for factor, beyond in ((0.5, 0.0), (100.0, math.log(10.0))):
+        pred = law.predict(cost=factor * largest)
+        got = math.log(pred.config["tokens"] / pred.config["n_params"])
+        assert got == pytest.approx(ratio.max() + beyond, abs=1e-3)  # more tokens is all this law wants
+        assert pred.cost == pytest.approx(factor * largest, rel=1e-4)
+        assert any("ratios between the scaling axes" in note for note in pred.notes)
+        assert pred.config["n_params"] > 1e3  # not the vanishing model
+
+
+def test_a_runaway_bootstrap_refit_does_not_blow_up_the_bands() -> None:
+    from carbs_like import scaling
+
+    tuner = data_limited_runs(seed=1)
+    law = ScalingLaw.fit(tuner, n_bootstrap=12)
+    lo, hi = law.predict(n_params=2e6, tokens=1e7).intervals["lr"]  # 10x beyond both axes
+    assert 3e-3 / 3 < lo < hi < 3e-3 * 3, (lo, hi)  # near the true 3e-3, not ten decades wide
+    # A refit far from the rest (an optimum 20 decades away) is dropped; the others are kept.
+    runs, _, _ = scaling._runs(tuner.space, tuner._data())
+    bowl = scaling._Bowl(x_mean=runs.x.mean(0), x_std=runs.x.std(0), t_mean=runs.T.mean(0), t_std=runs.T.std(0),
+                         k=2, p=1, n_choices=())
+    rng = np.random.default_rng(0)
+    theta = np.array([0.0, -40.0, 3.0, 1.0, 0.18, 0.0, 0.0, 0.0, 0.0])
+    samples = theta + 0.01 * rng.standard_normal((12, theta.size))
+    samples[3, 5] = 40.0  # the optimum's intercept, in standard deviations of the runs' lr
+    kept = scaling._drop_runaway_refits(bowl, runs, samples)
+    assert len(kept) == 11 and not np.any(kept[:, 5] > 1.0)
