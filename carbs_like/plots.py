@@ -60,6 +60,20 @@ def _from_t(transform: str, t: np.ndarray) -> np.ndarray:
     return t
 
 
+def _tidy_log_axis(axis, *, plain: bool = False) -> None:
+    """Label a log axis at 1-2-5 steps only (matplotlib labels every minor tick of a short log
+    axis, and their labels overlap); ``plain`` writes 0.002 or 20 rather than 2x10^-3 or 2x10^1."""
+    from matplotlib.ticker import FuncFormatter, LogFormatterSciNotation, LogLocator, NullFormatter
+
+    lo, hi = sorted(axis.get_view_interval())
+    decades = math.log10(hi / lo) if lo > 0 and hi > lo else 1.0
+    axis.set_major_locator(LogLocator(base=10.0, subs=(1.0, 2.0, 5.0) if decades <= 2.0 else (1.0,), numticks=7))
+    sci = LogFormatterSciNotation(labelOnlyBase=False)
+    axis.set_major_formatter(FuncFormatter(lambda v, pos: f"{v:g}" if 1e-3 <= v < 1e4 else sci(v, pos))
+                             if plain else sci)
+    axis.set_minor_formatter(NullFormatter())
+
+
 def plot_relations(law: "ScalingLaw", *, target: Mapping[str, float] | None = None, level: float = 0.9,
                    near: float = 0.02) -> "Figure":
     """Each relation ``h*(s)`` against each scaling axis.
@@ -117,8 +131,10 @@ def plot_relations(law: "ScalingLaw", *, target: Mapping[str, float] | None = No
                 ax.errorbar([np.exp(ref[a])], _from_t(rel.transform, m), fmt="*", ms=11, color=_TARGET,
                             yerr=None, zorder=4, label="proposal")
             ax.set_xscale("log")
+            _tidy_log_axis(ax.xaxis)
             if rel.transform == "log":
                 ax.set_yscale("log")
+                _tidy_log_axis(ax.yaxis, plain=True)
             b, sd = rel.slopes[a], rel.slope_std[a]
             ax.set_title(f"exponent {b:+.3f} ± {sd:.3f}", fontsize=9)
             ax.set_xlabel(axis)
@@ -166,7 +182,7 @@ def plot_loss(law: "ScalingLaw", *, tuner: "Tuner | None" = None, target: Mappin
         p = law.predict(dict(target), level=level)
         end = max(end, p.cost * 1.5)
     costs = np.geomspace(c_lo, end, 60)
-    X = np.stack([law._compute_optimal(c) for c in costs])
+    X = np.stack([law._compute_optimal(c)[0] for c in costs])
     mid = law.loss_law(X)
     lo, hi = law.loss_law.band(X, level=level)
     ax.fill_between(costs, lo, hi, color=_BAND, alpha=0.55, lw=0, label=f"{int(level * 100)}% band")

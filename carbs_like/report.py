@@ -62,7 +62,8 @@ def _pyplot():
 
 
 # ------------------------------------------------------------------------ figures -------------
-def figure_front(tuner: "Tuner", *, law_curve: "pd.DataFrame | None" = None, cost_label: str = "cost") -> "Figure":
+def figure_front(tuner: "Tuner", *, law_curve: "pd.DataFrame | None" = None, cost_label: str = "cost",
+                 law_at_front: "pd.DataFrame | None" = None) -> "Figure":
     """Loss against cost: trials coloured by the first scaling axis, failures, front, loss law.
 
     Args:
@@ -70,6 +71,8 @@ def figure_front(tuner: "Tuner", *, law_curve: "pd.DataFrame | None" = None, cos
         law_curve: optional DataFrame with columns ``cost``, ``loss``, ``lo``, ``hi``: the fitted
             law's predicted compute-optimal loss and its band.
         cost_label: the x-axis label (the unit of cost).
+        law_at_front: optional DataFrame with columns ``cost``, ``loss``: the law's best loss at the
+            scaling values of each front trial, drawn at that trial's cost.
     """
     plt = _pyplot()
     from matplotlib.colors import LogNorm
@@ -100,6 +103,9 @@ def figure_front(tuner: "Tuner", *, law_curve: "pd.DataFrame | None" = None, cos
                             lw=0, zorder=1, label="law band")
             ax.axvline(float(df["cost"].max()), color="0.5", lw=0.8, ls=":", zorder=1,
                        label="costliest trial")
+        if law_at_front is not None and len(law_at_front):
+            ax.scatter(law_at_front["cost"], law_at_front["loss"], marker="x", s=22, color=_LAW_COLOR,
+                       linewidth=1.0, zorder=4, label="law at the front's sizes")
         ax.set_xscale("log")
         _set_loss_limits(ax, ok, law_curve)
         if len(bad):
@@ -209,6 +215,18 @@ def _law_curve(law: Any, tuner: "Tuner", *, n: int = 40, beyond: float = 10.0) -
     return pd.DataFrame(rows) if rows else None
 
 
+def _law_at_front(law: Any, tuner: "Tuner") -> "pd.DataFrame | None":
+    """The loss law at the scaling values of each front trial, at that trial's cost."""
+    import pandas as pd
+
+    front = tuner.pareto_front()
+    axes = list(tuner.space.scaling)
+    if not len(front) or not axes:
+        return None
+    x = np.log(front[axes].to_numpy(float))
+    return pd.DataFrame({"cost": front["cost"].to_numpy(float), "loss": law.loss_law(x)})
+
+
 def _relations_figure(law: Any, target: Mapping[str, float] | None) -> "Figure":
     from .plots import plot_relations  # written alongside scaling.py
 
@@ -255,15 +273,19 @@ def write_report(
         plt.close(fig)
         figures.append((name, caption, path))
 
-    curve = None
+    curve = at_front = None
     if law is not None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             curve = _law_curve(law, tuner)
-    save(figure_front(tuner, law_curve=curve, cost_label=cost_label), "front.png",
+            at_front = _law_at_front(law, tuner)
+    save(figure_front(tuner, law_curve=curve, cost_label=cost_label, law_at_front=at_front), "front.png",
          "Loss against cost of every trial (colour: model size). Red: the Pareto front. Blue dashed: "
-         "the fitted loss law's predicted compute-optimal loss with its band, extrapolated 10x beyond "
-         "the most expensive trial (dotted line).")
+         "the fitted loss law's predicted compute-optimal loss with its band (each budget split between "
+         "the scaling axes as the law prefers, near the splits the trials tried), extrapolated 10x beyond "
+         "the most expensive trial (dotted line). Blue crosses: the law's best loss at the sizes of the "
+         "front's trials; the gap down to the dashed line is what the law expects from splitting the "
+         "same cost differently (e.g. more tokens per parameter).")
     if law is not None:
         fig = _relations_figure(law, target)
         if fig is not None:
