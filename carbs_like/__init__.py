@@ -13,6 +13,7 @@ from .space import ChoiceParam, LinearParam, LogitParam, LogParam, Param, Search
 from .trial import Observation, Trial
 
 if TYPE_CHECKING:
+    from .journal import JournalError, JournalLockedError
     from .scaling import ScalingLaw
     from .tuner import Tuner, TunerSettings
 
@@ -20,6 +21,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ChoiceParam",
+    "JournalError",
+    "JournalLockedError",
     "LinearParam",
     "LogParam",
     "LogitParam",
@@ -33,7 +36,13 @@ __all__ = [
     "__version__",
 ]
 
-_LAZY = {"Tuner": ".tuner", "TunerSettings": ".tuner", "ScalingLaw": ".scaling"}
+_LAZY = {
+    "Tuner": ".tuner",
+    "TunerSettings": ".tuner",
+    "ScalingLaw": ".scaling",
+    "JournalError": ".journal",
+    "JournalLockedError": ".journal",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -52,8 +52,7 @@ class ProgressCallback(tune.Callback):
     def _finished(self, trial: Any, result: dict[str, Any]) -> None:
         if "cost" not in result:
             return
-        # The tuner's id of this trial (the searcher's book, read without waiting for its fits).
-        tuner_id = self.searcher._done.get(trial.trial_id)
+        tuner_id = self.searcher.tuner_id_of(trial.trial_id)
         self.progress.row(tuner_id if tuner_id is not None else f"r{self.n}", trial.config, result)
         self.n += 1
         write_json_atomic(self.folder / TUNER_FILE, self.searcher.get_state()["tuner"])

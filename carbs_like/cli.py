@@ -350,15 +350,18 @@ def run_ray(tuner: "Tuner", experiment: Experiment, folder: Path, progress: "Pro
 
 # ------------------------------------------------------------------------ progress ------------
 class Progress:
-    """Prints one row per finished trial: its config, loss, cost, the front size, the best so far.
+    """Prints one row per finished trial: how many are done, its tuner id, config, loss, cost, the
+    front size and the best so far. (Tuner ids are not consecutive under Ray: a trial asked ahead
+    and replaced by a fresher ask keeps its id unused.)
 
     It keeps its own list of (cost, loss) so it never waits for the tuner (which a background
     thread may be fitting).
     """
 
     def __init__(self, space: "SearchSpace", *, out: Any = None,
-                 previous: Sequence[tuple[Any, float, float | None]] = ()) -> None:
+                 previous: Sequence[tuple[Any, float, float | None]] = (), total: int | None = None) -> None:
         self.names = list(space.names)
+        self.total = total
         self.out = out or sys.stdout
         self.start = time.time()
         self.points: list[tuple[float, float | None]] = [(c, l) for _, c, l in previous]
@@ -369,8 +372,8 @@ class Progress:
         self._widths: list[int] | None = None
 
     def header(self) -> None:
-        cols = ["trial", *[_short(n) for n in self.names], "loss", "cost", "front", "best (trial)", "time"]
-        self._widths = [5, *[9] * len(self.names), 7, 8, 5, 14, 6]
+        cols = ["done", "trial", *[_short(n) for n in self.names], "loss", "cost", "front", "best (trial)", "time"]
+        self._widths = [7, 5, *[9] * len(self.names), 7, 8, 5, 14, 6]
         print("  ".join(c.rjust(w) for c, w in zip(cols, self._widths)), file=self.out, flush=True)
 
     def row(self, label: Any, config: Mapping[str, Any], result: Mapping[str, Any]) -> None:
@@ -381,7 +384,8 @@ class Progress:
         self.points.append((float(result["cost"]), loss))
         if loss is not None and (self.best is None or loss < self.best[0]):
             self.best = (loss, str(label))
-        cells = [str(label), *[_fmt(config.get(n, "-")) for n in self.names],
+        done = f"{len(self.points)}" + (f"/{self.total}" if self.total else "")
+        cells = [done, str(label), *[_fmt(config.get(n, "-")) for n in self.names],
                  "failed" if loss is None else f"{loss:.4f}", _fmt(float(result["cost"])),
                  str(front_size(self.points)), f"{self.best[0]:.4f} ({self.best[1]})" if self.best else "-",
                  _clock(time.time() - self.start)]
@@ -453,7 +457,7 @@ def run_experiment(folder: Path, experiment: Experiment, *, backend: str, out: A
     df = tuner.observations()
     previous = [(int(t), float(c), None if s != "ok" else float(l))
                 for t, c, l, s in zip(df["trial_id"], df["cost"], df["loss"], df["status"])]
-    progress = Progress(tuner.space, out=out, previous=previous)
+    progress = Progress(tuner.space, out=out, previous=previous, total=experiment.trials)
     try:
         (run_ray if backend == "ray" else run_local)(tuner, experiment, folder, progress)
     finally:

@@ -169,6 +169,18 @@ class CarbsSearcher(Searcher):
             out.update(self._done)
         return out
 
+    def tuner_id_of(self, trial_id: str) -> int | None:
+        """The tuner's id of a Ray trial (None: unknown, or not suggested here).
+
+        Unlike :attr:`trial_ids` it reads only the searcher's book, so it never waits for a
+        surrogate fit (a progress callback can call it on every result).
+        """
+        with self._book_lock:
+            if trial_id in self._done:
+                return self._done[trial_id]
+            live = self._live.get(trial_id)
+            return None if live is None else live.tuner_id
+
     @property
     def spent(self) -> float:
         """The cost spent so far: finished trials plus what running trials have reported."""

@@ -51,9 +51,10 @@ def warm_tuner() -> Tuner:
 
 def test_public_api_is_pinned():
     assert set(carbs_like.__all__) == {
-        "ChoiceParam", "LinearParam", "LogParam", "LogitParam", "Observation", "Param", "ScalingLaw",
-        "SearchSpace", "Trial", "Tuner", "TunerSettings", "__version__",
+        "ChoiceParam", "JournalError", "JournalLockedError", "LinearParam", "LogParam", "LogitParam",
+        "Observation", "Param", "ScalingLaw", "SearchSpace", "Trial", "Tuner", "TunerSettings", "__version__",
     }
+    assert issubclass(carbs_like.JournalError, ValueError)
     for name in carbs_like.__all__:
         assert getattr(carbs_like, name) is not None
 
