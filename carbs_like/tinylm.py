@@ -325,8 +325,8 @@ def search_space() -> "SearchSpace":
             LogParam("n_params", min=1e4, max=2e5),
             LogParam("tokens", min=1e5, max=1e6),
             LogParam("lr", center=3e-3, scale=10.0),
-            LogParam("batch_size", min=4, max=64, integer=True),
-            LogParam("weight_decay", min=1e-3, max=1.0),
+            LogParam("batch_size", min=2, max=64, integer=True),
+            LogParam("weight_decay", min=1e-4, max=1.0),
         ],
         scaling=["n_params", "tokens"],
     )
