@@ -21,12 +21,17 @@ ones (2.5x the tokens; or 2.1x the active parameters), and score the proposal by
 of the nearest grid point against the grid's best, beside carrying over the best config of the
 largest imported run at the same other axis.
 
-Run:  python benchmarks/scaling_law.py [--trials 120] [--random 1 2] [--plots DIR] [--data DIR]
+With ``--seeds N`` every landscape is tuned with N seeds and a last table gives the median and
+worst regret of each method over all of them (one tuning run is a noisy sample: the fit's answer
+can flip between local optima when a few runs change).
+
+Run:  python benchmarks/scaling_law.py [--trials 120] [--random 1 2] [--seeds 1] [--plots DIR] [--data DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import time
 from pathlib import Path
@@ -208,6 +213,7 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=120)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--random", type=int, nargs="*", default=[1, 2], help="seeds of LLMLandscape.random")
+    ap.add_argument("--seeds", type=int, default=1, help="tuning seeds per landscape (from --seed on)")
     ap.add_argument("--plots", type=Path, default=None, help="save the law's plots (PNG) here")
     ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[1] / "tests" / "data", help="folder of the public data")
     args = ap.parse_args()
@@ -219,8 +225,10 @@ def main() -> None:
 
     landscapes = [("default", LLMLandscape())] + [(f"random({s})", LLMLandscape.random(s)) for s in args.random]
     results = []
-    for name, landscape in landscapes:
-        r = run(name, landscape, trials=args.trials, seed=args.seed, plots=args.plots)
+    for seed, (name, landscape) in itertools.product(range(args.seed, args.seed + args.seeds), landscapes):
+        if args.seeds > 1:
+            name = f"{name}/{seed}"
+        r = run(name, landscape, trials=args.trials, seed=seed, plots=args.plots)
         results.append(r)
         print(f"{name}: tuned {args.trials} trials in {r['tune_s']:.0f} s, fitted the law in {r['fit_s']:.1f} s; "
               f"regret: law {pct(r['law'])}, carry-over {pct(r['carry_over'])}, Step Law {pct(r['step_law'])}",
@@ -228,25 +236,35 @@ def main() -> None:
 
     print(f"\nRegret at n_params=1e9, tokens=2e10 ({args.trials} trials with n_params <= 3e7; target <= 0.2%)")
     print("(floor: the least regret reachable within the space's bounds, e.g. when wd* > its max)")
-    print(f"{'landscape':<11} {'scaling law':>12} {'carry-over':>11} {'Step Law':>10} {'floor':>7}   {'lr/lr*':>7} {'lr* in 90%':>10}"
+    print(f"{'landscape':<13} {'scaling law':>12} {'carry-over':>11} {'Step Law':>10} {'floor':>7}   {'lr/lr*':>7} {'lr* in 90%':>10}"
           f"   {'loss pred [90% band]':>24} {'true':>6}")
     for r in results:
         lo, hi = r["loss_band"]
-        print(f"{r['landscape']:<11} {pct(r['law']):>12} {pct(r['carry_over']):>11} {pct(r['step_law']):>10} {pct(r['floor']):>7}   "
+        print(f"{r['landscape']:<13} {pct(r['law']):>12} {pct(r['carry_over']):>11} {pct(r['step_law']):>10} {pct(r['floor']):>7}   "
               f"{r['lr_ratio']:>7.3f} {str(r['lr_in_interval']):>10}   {r['loss_pred']:.4f} [{lo:.4f}, {hi:.4f}] "
               f"{r['loss_true']:>6.4f}")
 
     print("\nFitted exponents (N, D) vs planted")
     for r in results:
         parts = [f"{p}: ({b[0]:+.3f}, {b[1]:+.3f}) vs ({t[0]:+.3f}, {t[1]:+.3f})" for p, (b, t) in r["exponents"].items()]
-        print(f"{r['landscape']:<11} " + "   ".join(parts))
+        print(f"{r['landscape']:<13} " + "   ".join(parts))
 
     print("\npropose(cost=100 x largest trial cost)")
-    print(f"{'landscape':<11} {'budget':>9} {'n_params':>9} {'tokens':>9} {'hp regret':>10} {'vs compute-optimal':>19}")
+    print(f"{'landscape':<13} {'budget':>9} {'n_params':>9} {'tokens':>9} {'hp regret':>10} {'vs compute-optimal':>19}")
     for r in results:
         c = r["cost"]
-        print(f"{r['landscape']:<11} {c['budget']:>9.2e} {c['n_params']:>9.2e} {c['tokens']:>9.2e} "
+        print(f"{r['landscape']:<13} {c['budget']:>9.2e} {c['n_params']:>9.2e} {c['tokens']:>9.2e} "
               f"{pct(c['hp_regret']):>10} {pct(c['vs_compute_optimal']):>19}")
+
+    if len(results) > 1:
+        print(f"\nOver all {len(results)} tuning runs: median and worst regret at the target")
+        for key, label in (("law", "scaling law"), ("carry_over", "carry-over"), ("step_law", "Step Law")):
+            v = np.array([r[key] for r in results])
+            print(f"{label:<12} median {pct(float(np.median(v))):>9}   worst {pct(float(v.max())):>9}   "
+                  f"above 1%: {int((v > 0.01).sum())}/{len(v)}")
+        v = np.array([r["cost"]["vs_compute_optimal"] for r in results])
+        print(f"{'cost= path':<12} median {pct(float(np.median(v))):>9}   worst {pct(float(v.max())):>9}   "
+              f"above 1%: {int((v > 0.01).sum())}/{len(v)}   (loss vs the compute-optimal loss at 100x)")
 
 
 if __name__ == "__main__":
