@@ -93,7 +93,8 @@ def prediction_rows(pred: Any) -> list[dict[str, Any]]:
 
 
 def format_prediction(pred: Any, tuner: "Tuner") -> str:
-    """The proposal as an aligned text table, with the searched range beside each value."""
+    """The proposal as an aligned text table, with the searched range beside each value, and the
+    prediction's notes (a value clamped to its bounds, a budget's split held near the tried ones)."""
     df = tuner.observations()
     lines = [f"  {'param':<14}{'proposed':>12}   {'interval':<24}{'searched':<20}"]
     for row in prediction_rows(pred):
@@ -105,6 +106,8 @@ def format_prediction(pred: Any, tuner: "Tuner") -> str:
             span = f"best trained {df.loc[df['status'] == 'ok', 'loss'].min():.4f}"
         ivs = f"{_num(iv[0])} .. {_num(iv[1])}" if iv and iv[0] is not None else ""
         lines.append(f"  {name:<14}{_num(value):>12}   {ivs:<24}{span:<20}")
+    for note in _get(pred, "notes", default=()) or ():
+        lines.append(f"  note: {note}")
     return "\n".join(lines)
 
 

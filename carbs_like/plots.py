@@ -75,12 +75,12 @@ def _tidy_log_axis(axis, *, plain: bool = False) -> None:
 
 
 def plot_relations(law: "ScalingLaw", *, target: Mapping[str, float] | None = None, level: float = 0.9,
-                   near: float = 0.02) -> "Figure":
+                   near: float | None = None) -> "Figure":
     """Each relation ``h*(s)`` against each scaling axis.
 
     A panel shows one param against one axis, the other axes held at the target (or at their
     largest observed value): the fitted power law, its ``level`` band (coefficient uncertainty,
-    widening with extrapolation), and the runs whose fitted loss excess is below ``near`` (2%),
+    widening with extrapolation), and the runs whose fitted loss excess is below ``near``,
     moved along the other axes by the relation so that they share the panel's reference, coloured
     by their excess.
 
@@ -88,7 +88,8 @@ def plot_relations(law: "ScalingLaw", *, target: Mapping[str, float] | None = No
         law: the fitted scaling law.
         target: scaling values to extrapolate to, e.g. ``{"n_params": 1e9, "tokens": 2e10}``.
         level: coverage of the band.
-        near: show runs within this relative loss excess of the optimum at their scale.
+        near: show runs within this relative loss excess of the optimum at their scale (default:
+            2%, widened up to 10% until at least 8 runs show).
     """
     plt = _pyplot()
     ev = law.evidence
@@ -102,6 +103,8 @@ def plot_relations(law: "ScalingLaw", *, target: Mapping[str, float] | None = No
     z = NormalDist().inv_cdf(0.5 + level / 2)
     fig, grid = plt.subplots(len(names), len(axes_names), figsize=(1.0 + 3.4 * len(axes_names), 0.8 + 2.6 * len(names)),
                              squeeze=False, layout="constrained")
+    if near is None:
+        near = min(max(0.02, float(np.sort(ev.excess)[min(7, len(ev.excess) - 1)]) * 1.0001), 0.10)
     keep = ev.excess < near
     cmap = plt.get_cmap("viridis_r")
     scatter = None
@@ -124,7 +127,7 @@ def plot_relations(law: "ScalingLaw", *, target: Mapping[str, float] | None = No
             t_adj = ev.values[keep, i] + (ref[others] - x_obs[keep][:, others]) @ slopes[others]
             scatter = ax.scatter(np.exp(x_obs[keep, a]), _from_t(rel.transform, t_adj), c=100 * ev.excess[keep],
                                  cmap=cmap, vmin=0, vmax=100 * near, s=16, edgecolor="k", linewidth=0.3,
-                                 zorder=3, label=f"runs within {100 * near:g}% of optimum")
+                                 zorder=3, label=f"runs within {100 * near:.2g}% of optimum")
             ax.axvspan(np.exp(x_obs[:, a].max()), np.exp(grid_x[-1]), color="0.93", zorder=0)
             if x_tgt is not None:
                 m, s = rel(ref[None, :])

@@ -321,6 +321,7 @@ def _html(tuner: "Tuner", *, title: str, figures: Sequence[tuple[str, str, Path]
         from ._propose import prediction_rows
 
         parts.append("<h2>Proposal</h2>" + _html_table(prediction_rows(proposal)))
+        parts.extend(f"<p class='note'>Note: {html.escape(n)}</p>" for n in getattr(proposal, "notes", ()) or ())
     if verify:
         parts.append("<h2>Verification at the target size</h2>" + _verify_html(verify))
     if law is not None and callable(getattr(law, "table", None)):

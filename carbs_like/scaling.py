@@ -24,10 +24,11 @@ where ``t`` are the transformed values of the numeric params, ``t*(s)`` their op
 optimum, with the interactions between params, e.g. lr x weight decay), and ``gamma`` a loss
 factor per choice that may drift with scale. This is a second-order (response-surface) model of
 the loss around a moving optimum: every run informs it, and the near-optimal runs most (a second
-pass weights runs by ``1 / sqrt(1 + q / 0.05)``, since a quadratic bowl is a local description).
-It is fitted by robust least squares (soft-L1 on the log loss, so a few outliers barely pull);
-uncertainties come from refits on bootstrap resamples of the runs. Failed runs carry no loss
-and are left out.
+pass weights runs by ``1 / sqrt(1 + q / 0.005)``, since a quadratic bowl is a local description:
+the loss rises more steeply above the best lr than below it, and a bowl fitted to all runs alike
+centres below the best runs). It is fitted by robust least squares (soft-L1 on the log loss, so
+a few outliers barely pull), with weak priors that keep the optimum near the runs; uncertainties
+come from refits on bootstrap resamples of the runs. Failed runs carry no loss and are left out.
 
 Why not the argmins of the tuner's GP at each observed scale: that was the first design. With
 ~120 runs in 6 dimensions the GP mean's conditional optima scatter by ~0.8 nats in lr at a fixed
@@ -689,7 +690,7 @@ def _bowl_bounds(bowl: _Bowl, loss: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 
 def _fit_bowl(bowl: _Bowl, runs: _Runs, theta0: np.ndarray, *, rows: np.ndarray | None = None,
-              focus: float = 0.05, f_scale: float = 0.01, center_prior: float = 3.0,
+              focus: float = 0.005, f_scale: float = 0.01, center_prior: float = 3.0,
               slope_prior: float = 10.0) -> np.ndarray:
     """Robust least squares of the log loss; a second pass weights runs near their optimum
     (excess ``q`` below ``focus``) most, as the quadratic bowl is a local description.

@@ -338,3 +338,15 @@ def test_a_runaway_bootstrap_refit_does_not_blow_up_the_bands() -> None:
     samples[3, 5] = 40.0  # the optimum's intercept, in standard deviations of the runs' lr
     kept = scaling._drop_runaway_refits(bowl, runs, samples)
     assert len(kept) == 11 and not np.any(kept[:, 5] > 1.0)
+
+
+def test_the_cli_table_shows_the_predictions_notes() -> None:
+    from carbs_like._propose import format_prediction
+
+    tuner = data_limited_runs()
+    law = ScalingLaw.fit(tuner, n_bootstrap=0)
+    pred = law.predict(cost=1e3 * float(tuner.observations()["cost"].max()))
+    assert pred.notes
+    text = format_prediction(pred, tuner)
+    assert "note: the loss law would split this budget" in text
+    assert "lr" in text and "predicted loss" in text
