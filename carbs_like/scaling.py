@@ -25,10 +25,11 @@ optimum, with the interactions between params, e.g. lr x weight decay), and ``ga
 factor per choice that may drift with scale. This is a second-order (response-surface) model of
 the loss around a moving optimum: every run informs it, and the near-optimal runs most (a second
 pass weights runs by ``1 / sqrt(1 + q / 0.005)``, since a quadratic bowl is a local description:
-the loss rises more steeply above the best lr than below it, and a bowl fitted to all runs alike
-centres below the best runs). It is fitted by robust least squares (soft-L1 on the log loss, so
-a few outliers barely pull), with weak priors that keep the optimum near the runs; uncertainties
-come from refits on bootstrap resamples of the runs. Failed runs carry no loss and are left out.
+the loss is not symmetric about its optimum, and on the demo's runs a bowl fitted with weights
+``1 / sqrt(1 + q / 0.05)`` centred lr at half the value of the best runs at the largest size). It
+is fitted by robust least squares (soft-L1 on the log loss, so a few outliers barely pull), with
+weak priors that keep the optimum near the runs; uncertainties come from refits on bootstrap
+resamples of the runs. Failed runs carry no loss and are left out.
 
 Why not the argmins of the tuner's GP at each observed scale: that was the first design. With
 ~120 runs in 6 dimensions the GP mean's conditional optima scatter by ~0.8 nats in lr at a fixed
