@@ -161,7 +161,8 @@ def run_verify(tuner: "Tuner", experiment: "Experiment", folder: Path, *, scalin
     """Train the proposal and its perturbations at the target size; write ``verify.json``.
 
     Runs already in ``verify.json`` for the same configs are not trained again, so an interrupted
-    verify resumes.
+    verify resumes; earlier runs at the same target (other factors) stay in the record and count in
+    the verdict. A record for another target is kept beside it as ``verify_<target>.json``.
     """
     from .cli import UsageError, run_trainable
     from .space import ChoiceParam
@@ -187,10 +188,20 @@ def run_verify(tuner: "Tuner", experiment: "Experiment", folder: Path, *, scalin
         return {}
     file = folder / "verify.json"
     state = json.loads(file.read_text()) if file.exists() else {}
-    done = {json.dumps(r["config"], sort_keys=True): r for r in state.get("runs", []) if state.get("target") == target}
+    if state and state.get("target") != target:  # keep the other target's runs, under their own name
+        kept = folder / f"verify_{_slug(state.get('target') or {})}.json"
+        file.replace(kept)
+        print(f"verify: the runs for the earlier target are kept in {kept}", file=out)
+        state = {}
+    done = {json.dumps(r["config"], sort_keys=True): r for r in state.get("runs", [])}
+    planned = {json.dumps(c, sort_keys=True) for _, c in runs}
+    earlier = [r for key, r in done.items() if key not in planned]
     loss, lo, hi = loss_band(pred)
     record: dict[str, Any] = {"target": target, "params": list(params), "predicted_loss": loss,
                               "predicted_band": [lo, hi] if lo is not None else None, "runs": []}
+    for r in earlier:
+        print(f"  {r['label']:<14} loss {_num(r['loss']) if r['loss'] is not None else 'failed':>8}   "
+              f"cost {r['cost']:.3g}   (an earlier verify)", file=out, flush=True)
     for label, c in runs:
         key = json.dumps(c, sort_keys=True)
         if key in done:
@@ -205,11 +216,17 @@ def run_verify(tuner: "Tuner", experiment: "Experiment", folder: Path, *, scalin
         record["runs"].append(result)
         print(f"  {label:<14} loss {_num(result['loss']) if result['loss'] is not None else 'failed':>8}   "
               f"cost {result['cost']:.3g}", file=out, flush=True)
-        write_json_atomic(file, record)
+        write_json_atomic(file, {**record, "runs": [*record["runs"], *earlier]})
+    record["runs"].extend(earlier)
     record["verdict"] = verdict(record)
     write_json_atomic(file, record)
     print(record["verdict"], file=out)
     return record
+
+
+def _slug(target: Mapping[str, Any]) -> str:
+    """``n_params6e+05_tokens3e+06`` for a file name."""
+    return "_".join(f"{k}{float(v):.3g}" for k, v in target.items()) or "unknown"
 
 
 def verdict(record: Mapping[str, Any]) -> str:

@@ -221,6 +221,19 @@ def test_verify_trains_the_proposal_and_perturbations(experiment_dir, capsys, mo
     assert ("proposal was best" in record["verdict"]) == (best == "proposal")
     runs = {r["label"]: r["config"] for r in record["runs"]}
     assert runs["lr x2"]["lr"] == pytest.approx(2 * runs["proposal"]["lr"])
+    # Another factor at the same target: the proposal is not trained again, the earlier runs stay.
+    assert main(["verify", str(experiment_dir), "--n-params", "4e5", "--tokens", "2e6", "--bootstrap", "2",
+                 "--factors", "0.25"]) == 0
+    again = json.loads((experiment_dir / "verify.json").read_text())
+    assert sorted(r["label"] for r in again["runs"]) == ["lr x0.25", "lr x0.5", "lr x2", "proposal"]
+    by_label = {r["label"]: r for r in again["runs"]}
+    assert by_label["proposal"]["seconds"] == next(r for r in record["runs"] if r["label"] == "proposal")["seconds"]
+    # Another target: the first target's record is kept beside the new one.
+    assert main(["verify", str(experiment_dir), "--n-params", "3e5", "--tokens", "2e6", "--bootstrap", "2",
+                 "--factors", "2"]) == 0
+    kept = json.loads((experiment_dir / "verify_n_params4e+05_tokens2e+06.json").read_text())
+    assert len(kept["runs"]) == 4
+    assert json.loads((experiment_dir / "verify.json").read_text())["target"]["n_params"] == pytest.approx(3e5)
 
 
 # ------------------------------------------------------------------------ tune + resume -------
