@@ -155,18 +155,22 @@ def perturbations(config: Mapping[str, Any], params: Sequence[str], factors: Seq
     return runs
 
 
+VERIFY_RUNS_FILE = "verify_runs.jsonl"
+
+
 def run_verify(tuner: "Tuner", experiment: "Experiment", folder: Path, *, scaling: Mapping[str, float] | None,
                cost: float | None, factors: Sequence[float], params: Sequence[str], dry_run: bool = False,
                n_bootstrap: int = 32, out: Any = None) -> dict[str, Any]:
     """Train the proposal and its perturbations at the target size; write ``verify.json``.
 
-    Runs already in ``verify.json`` for the same configs are not trained again, so an interrupted
-    verify resumes; earlier runs at the same target (other factors) stay in the record and count in
-    the verdict. A record for another target is kept beside it as ``verify_<target>.json``.
+    Every finished run is appended to ``verify_runs.jsonl`` (fsync'd, never rewritten), so no
+    run is lost, whatever the target, and a config already trained at a target is never trained
+    again: an interrupted verify resumes, and another call with other ``--factors`` adds to the
+    first. ``verify.json`` is the view of the latest call: its runs, plus the earlier runs at the
+    same target around the same proposal, and the verdict over all of them.
     """
     from .cli import UsageError, run_trainable
     from .space import ChoiceParam
-    from .tuner import write_json_atomic
 
     out = out or sys.stdout
     pred = predict(fit_law(tuner, n_bootstrap=n_bootstrap), scaling=scaling, cost=cost)
@@ -186,47 +190,87 @@ def run_verify(tuner: "Tuner", experiment: "Experiment", folder: Path, *, scalin
           "the machine that ran the search, so a GPU here is much faster)", file=out, flush=True)
     if dry_run:
         return {}
-    file = folder / "verify.json"
-    state = json.loads(file.read_text()) if file.exists() else {}
-    if state and state.get("target") != target:  # keep the other target's runs, under their own name
-        kept = folder / f"verify_{_slug(state.get('target') or {})}.json"
-        file.replace(kept)
-        print(f"verify: the runs for the earlier target are kept in {kept}", file=out)
-        state = {}
-    done = {json.dumps(r["config"], sort_keys=True): r for r in state.get("runs", [])}
-    planned = {json.dumps(c, sort_keys=True) for _, c in runs}
-    earlier = [r for key, r in done.items() if key not in planned]
+    pool = _recorded_runs(folder)
+    here = [r for r in pool if r.get("target") == target]
+    trained = {_key(r["config"]): r for r in here}
+    proposal_key = _key(config)
+    planned = {_key(c) for _, c in runs}
+    earlier, seen = [], set()
+    for r in here:  # the same proposal's other perturbations, from earlier calls (once each)
+        k = _key(r["config"])
+        if r.get("proposal") is not None and _key(r["proposal"]) == proposal_key and k not in planned and k not in seen:
+            earlier.append(dict(r))
+            seen.add(k)
     loss, lo, hi = loss_band(pred)
-    record: dict[str, Any] = {"target": target, "params": list(params), "predicted_loss": loss,
-                              "predicted_band": [lo, hi] if lo is not None else None, "runs": []}
+    names = [*params, *(p for r in earlier if (p := r.get("perturbed")) and p not in params)]
+    record: dict[str, Any] = {"target": target, "params": list(dict.fromkeys(names)), "proposal": config,
+                              "predicted_loss": loss, "predicted_band": [lo, hi] if lo is not None else None,
+                              "runs": []}
     for r in earlier:
         print(f"  {r['label']:<14} loss {_num(r['loss']) if r['loss'] is not None else 'failed':>8}   "
               f"cost {r['cost']:.3g}   (an earlier verify)", file=out, flush=True)
-    for label, c in runs:
-        key = json.dumps(c, sort_keys=True)
-        if key in done:
-            result = done[key]
+    for (label, c), p in zip(runs, [None, *(p for p in params for _ in factors)]):
+        key = _key(c)
+        if key in trained:
+            result = {**trained[key], "label": label}
         else:
             start = time.time()
             r = run_trainable(experiment.trainable, c, metric=experiment.metric, cost=experiment.cost,
                               threads=os.cpu_count() or 1)  # one run at a time: all cores
             result = {"label": label, "config": c, "loss": None if r["failed"] else r["loss"], "cost": r["cost"],
-                      "seconds": time.time() - start}
-        result["label"] = label
+                      "seconds": time.time() - start, "target": target, "proposal": config, "perturbed": p}
+            _append_run(folder, result)
+            trained[key] = result
         record["runs"].append(result)
         print(f"  {label:<14} loss {_num(result['loss']) if result['loss'] is not None else 'failed':>8}   "
               f"cost {result['cost']:.3g}", file=out, flush=True)
-        write_json_atomic(file, {**record, "runs": [*record["runs"], *earlier]})
     record["runs"].extend(earlier)
     record["verdict"] = verdict(record)
-    write_json_atomic(file, record)
+    _write_record(folder, record)
     print(record["verdict"], file=out)
     return record
 
 
-def _slug(target: Mapping[str, Any]) -> str:
-    """``n_params6e+05_tokens3e+06`` for a file name."""
-    return "_".join(f"{k}{float(v):.3g}" for k, v in target.items()) or "unknown"
+def _key(config: Mapping[str, Any]) -> str:
+    return json.dumps(dict(config), sort_keys=True)
+
+
+def _recorded_runs(folder: Path) -> list[dict[str, Any]]:
+    """Every verify run recorded in ``folder``: the run log, and the runs of a ``verify.json``
+    written before the log existed (they carry their record's target and proposal)."""
+    runs: list[dict[str, Any]] = []
+    log = folder / VERIFY_RUNS_FILE
+    if log.exists():
+        for line in log.read_text().splitlines():
+            try:
+                runs.append(json.loads(line))
+            except json.JSONDecodeError:  # a line torn by a kill: that run is trained again
+                continue
+    view = folder / "verify.json"
+    if view.exists():
+        try:
+            old = json.loads(view.read_text())
+        except json.JSONDecodeError:
+            old = {}
+        known = {(_key(r.get("target") or {}), _key(r["config"])) for r in runs}
+        proposal = old.get("proposal") or next((r["config"] for r in old.get("runs", []) if r.get("label") == "proposal"), None)
+        for r in old.get("runs", []):
+            if (_key(old.get("target") or {}), _key(r["config"])) not in known:
+                runs.append({**r, "target": old.get("target"), "proposal": r.get("proposal", proposal)})
+    return runs
+
+
+def _append_run(folder: Path, run: Mapping[str, Any]) -> None:
+    with open(folder / VERIFY_RUNS_FILE, "a") as f:
+        f.write(json.dumps(run) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _write_record(folder: Path, record: Mapping[str, Any]) -> None:
+    from .tuner import write_json_atomic
+
+    write_json_atomic(folder / "verify.json", record)
 
 
 def verdict(record: Mapping[str, Any]) -> str:
@@ -235,7 +279,7 @@ def verdict(record: Mapping[str, Any]) -> str:
     prop = next((r for r in record["runs"] if r["label"] == "proposal"), None)
     if prop is None or prop.get("loss") is None:
         return "verify: the proposal failed (diverged) at the target size"
-    best = min(runs, key=lambda r: r["loss"])
+    best = min(runs, key=lambda r: (r["loss"], r is not prop))  # a tie goes to the proposal
     others = [r for r in runs if r is not prop]
     if best is prop:
         gap = (min(r["loss"] for r in others) / prop["loss"] - 1) * 100 if others else 0.0

@@ -222,18 +222,50 @@ def test_verify_trains_the_proposal_and_perturbations(experiment_dir, capsys, mo
     runs = {r["label"]: r["config"] for r in record["runs"]}
     assert runs["lr x2"]["lr"] == pytest.approx(2 * runs["proposal"]["lr"])
     # Another factor at the same target: the proposal is not trained again, the earlier runs stay.
+    log = experiment_dir / "verify_runs.jsonl"
+    assert len(log.read_text().splitlines()) == 3
     assert main(["verify", str(experiment_dir), "--n-params", "4e5", "--tokens", "2e6", "--bootstrap", "2",
                  "--factors", "0.25"]) == 0
     again = json.loads((experiment_dir / "verify.json").read_text())
     assert sorted(r["label"] for r in again["runs"]) == ["lr x0.25", "lr x0.5", "lr x2", "proposal"]
-    by_label = {r["label"]: r for r in again["runs"]}
-    assert by_label["proposal"]["seconds"] == next(r for r in record["runs"] if r["label"] == "proposal")["seconds"]
-    # Another target: the first target's record is kept beside the new one.
+    assert len(log.read_text().splitlines()) == 4  # only lr x0.25 was trained
+    # Another target, then the first again: nothing is lost, nothing is trained twice.
     assert main(["verify", str(experiment_dir), "--n-params", "3e5", "--tokens", "2e6", "--bootstrap", "2",
                  "--factors", "2"]) == 0
-    kept = json.loads((experiment_dir / "verify_n_params4e+05_tokens2e+06.json").read_text())
-    assert len(kept["runs"]) == 4
     assert json.loads((experiment_dir / "verify.json").read_text())["target"]["n_params"] == pytest.approx(3e5)
+    assert len(log.read_text().splitlines()) == 6
+    assert main(["verify", str(experiment_dir), "--n-params", "4e5", "--tokens", "2e6", "--bootstrap", "2"]) == 0
+    back = json.loads((experiment_dir / "verify.json").read_text())
+    assert len(log.read_text().splitlines()) == 6
+    assert sorted(r["label"] for r in back["runs"]) == ["lr x0.25", "lr x0.5", "lr x2", "proposal"]
+    # Two perturbations that round to the proposal's own config share its result, not its label.
+    assert main(["verify", str(experiment_dir), "--n-params", "4e5", "--tokens", "2e6", "--bootstrap", "2",
+                 "--params", "batch_size", "--factors", "1.01"]) == 0
+    same = json.loads((experiment_dir / "verify.json").read_text())
+    labels = [r["label"] for r in same["runs"]]
+    assert labels[:2] == ["proposal", "batch_size x1.01"]
+    assert "proposal was best" in same["verdict"] or "beat the proposal" in same["verdict"]
+    assert "proposal failed" not in same["verdict"]
+
+
+def test_an_interrupted_verify_keeps_its_finished_runs_and_resumes(experiment_dir, tmp_path, monkeypatch):
+    import dataclasses
+    import shutil
+
+    folder = tmp_path / "exp"
+    shutil.copytree(experiment_dir, folder, ignore=shutil.ignore_patterns("verify*", "report"))
+    experiment = Experiment.load(folder)
+    dataclasses.replace(experiment, trainable="toy_trainable:train_then_interrupt").save(folder)
+    monkeypatch.chdir(folder)
+    monkeypatch.syspath_prepend(str(folder))
+    args = ["verify", str(folder), "--n-params", "4e5", "--tokens", "2e6", "--bootstrap", "2"]
+    assert main(args) == 130  # the third run "presses Ctrl-C"
+    log = folder / "verify_runs.jsonl"
+    assert [json.loads(line)["label"] for line in log.read_text().splitlines()] == ["proposal", "lr x0.5"]
+    assert main(args) == 0  # trains only lr x2
+    assert (folder / "calls.txt").read_text() == "4"
+    assert [json.loads(line)["label"] for line in log.read_text().splitlines()] == ["proposal", "lr x0.5", "lr x2"]
+    assert len(json.loads((folder / "verify.json").read_text())["runs"]) == 3
 
 
 # ------------------------------------------------------------------------ tune + resume -------
