@@ -7,7 +7,8 @@ An *experiment folder* (``runs/NAME``) holds everything about one search::
     runs/NAME/journal/          the tuner's event journal, when carbs_like.journal is available
     runs/NAME/ray/              Ray Tune's own experiment folders, one per (re)start
     runs/NAME/report/           report.html and the figures
-    runs/NAME/verify.json       results of ``carbs-like verify``
+    runs/NAME/verify.json       the latest ``carbs-like verify``: its runs and verdict
+    runs/NAME/verify_runs.jsonl every run verify trained, at any target (append-only)
 
 Running ``tune`` (or ``demo``) again on the same folder resumes: finished trials are kept, trials
 that were running when it stopped are run again, and the search continues up to ``--trials`` /
