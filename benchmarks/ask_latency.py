@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from carbs_like import Tuner
-from carbs_like.benchmarks import LLMLandscape
+from carbs_like.testing import LLMLandscape
 
 
 def latency(n: int, asks: int, seed: int = 0) -> list[float]:

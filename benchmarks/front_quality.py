@@ -1,6 +1,6 @@
 """Front gap after N trials: carbs_like against random search on synthetic LLM landscapes.
 
-The gap is ``carbs_like.benchmarks.front_gap``: the mean relative distance, at 20 log-spaced cost
+The gap is ``carbs_like.testing.front_gap``: the mean relative distance, at 20 log-spaced cost
 points, between the best noiseless loss a search found at cost <= c and the true optimum.
 
     python benchmarks/front_quality.py [--trials 120] [--seeds 0 1 2] [--landscapes 3]
@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from carbs_like import Tuner
-from carbs_like.benchmarks import LLMLandscape, front_gap
+from carbs_like.testing import LLMLandscape, front_gap
 
 
 def tune(landscape: LLMLandscape, trials: int, seed: int) -> pd.DataFrame:

@@ -34,7 +34,7 @@ def child(folder: Path, seed: int) -> None:
     import numpy as np
 
     from carbs_like import Tuner, TunerSettings
-    from carbs_like.benchmarks import LLMLandscape
+    from carbs_like.testing import LLMLandscape
     from carbs_like.journal import JOURNAL_FILE
 
     landscape = LLMLandscape()

@@ -58,7 +58,7 @@ def main() -> int:
     import torch
 
     from carbs_like import Tuner, TunerSettings
-    from carbs_like.benchmarks import LLMLandscape
+    from carbs_like.testing import LLMLandscape
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -5,7 +5,7 @@ neutral :class:`Domain` derived from it (what the peers search: the same names, 
 scaling; an unbounded carbs_like param gives the peers its nominal range), and an ``evaluate``
 that returns an :class:`Outcome` (loss, cost, failed).
 
-* :class:`LandscapeProblem`: a cost-aware LLM landscape of :mod:`carbs_like.benchmarks`
+* :class:`LandscapeProblem`: a cost-aware LLM landscape of :mod:`carbs_like.testing`
   (loss and FLOPs cost; runs with too high a learning rate fail).
 * :class:`FunctionProblem`: a BoTorch test function. Single-objective functions (Branin,
   Hartmann6) give carbs_like a constant cost of 1, so its front is one point and it searches for
@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 
 from carbs_like import ChoiceParam, LinearParam, LogParam, SearchSpace
-from carbs_like.benchmarks import LLMLandscape
+from carbs_like.testing import LLMLandscape
 
 __all__ = [
     "Dim",

@@ -27,8 +27,8 @@ import time
 import ray
 from ray import tune
 
-from carbs_like._ray_landscape import landscape_trainable
-from carbs_like.benchmarks import LLMLandscape, front_gap
+from carbs_like.testing.trainables import landscape_trainable
+from carbs_like.testing import LLMLandscape, front_gap
 from carbs_like.ray import CarbsSearcher
 from carbs_like.tuner import TunerSettings
 

@@ -2,7 +2,7 @@
 
 Every number is recomputed from the saved histories (configs and outcomes), so the report can be
 rebuilt (``python -m benchmarks.run --suite S --report-only``) without rerunning anything.
-Landscape fronts are scored on *noiseless* losses (see :func:`carbs_like.benchmarks.front_gap`).
+Landscape fronts are scored on *noiseless* losses (see :func:`carbs_like.testing.front_gap`).
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def score(raw: Mapping[str, Any]) -> dict[str, Any]:
         problems[p.name] = p
     checkpoints = list(suite["checkpoints"])
 
-    from carbs_like.benchmarks import front_gap
+    from carbs_like.testing import front_gap
 
     out["errors"] = {k: r["error"] for k, r in raw["runs"].items() if "error" in r}
     for key, run in raw["runs"].items():
@@ -184,7 +184,7 @@ def markdown(raw: Mapping[str, Any], scores: Mapping[str, Any]) -> str:
             "",
             "Front gap: mean relative gap of the method's loss-vs-cost front (noiseless losses of its "
             "successful configs) to the true front, over 20 log-spaced cost points (0 is perfect; "
-            "`carbs_like.benchmarks.front_gap`). Regret at 33x: relative excess loss of the "
+            "`carbs_like.testing.front_gap`). Regret at 33x: relative excess loss of the "
             "recommendation run at 1e9 params and 2e10 tokens; *carried* = the best observed config's "
             "lr, batch size, weight decay and schedule at the larger size; *scaling law* = "
             "`tuner.scaling_law().propose(n_params=1e9, tokens=2e10)`. Lower is better everywhere.",

@@ -7,7 +7,7 @@ Usage::
 Three problem families (see :mod:`benchmarks.problems`):
 
 1. cost-aware LLM landscapes: the gap of each method's loss-vs-cost front to the true front
-   (:func:`carbs_like.benchmarks.front_gap`) after each checkpoint number of trials, and the
+   (:func:`carbs_like.testing.front_gap`) after each checkpoint number of trials, and the
    regret of its recommendation at a 33x larger size (1e9 params, 2e10 tokens): carbs_like's
    ``tuner.scaling_law().propose(...)``; for every method also its best observed config carried
    over unchanged (what a user of a tuner without a scaling model does);

@@ -1,6 +1,6 @@
 """Benchmark: propose hyperparameters for a model 33x larger than any tuned, and score them.
 
-On synthetic LLM-pretraining landscapes (:class:`carbs_like.benchmarks.LLMLandscape`): tune 120
+On synthetic LLM-pretraining landscapes (:class:`carbs_like.testing.LLMLandscape`): tune 120
 trials with n_params <= 3e7, fit ``tuner.scaling_law()``, propose for n_params = 1e9,
 tokens = 2e10, and report the loss regret of the proposal against the landscape's true optimum at
 that size, beside two baselines measured in the same run:
@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from carbs_like.benchmarks import LLMLandscape
+from carbs_like.testing import LLMLandscape
 from carbs_like.tuner import Tuner
 
 TARGET = {"n_params": 1e9, "tokens": 2e10}

@@ -1,21 +1,22 @@
 """carbs_like: cost-aware Bayesian hyperparameter search that learns how the best
 hyperparameters move with scale, and proposes them for models larger than any it trained.
 
-The public API is re-exported here; everything else is private. Heavy pieces (BoTorch, pandas,
-Ray, matplotlib) are imported only when used.
+The public API is re-exported here (``__all__``); everything else is internal. The Tuner and the
+scaling law (BoTorch, pandas) are imported when first used; Ray and matplotlib only by the
+integrations that need them (``carbs_like.ray``, the report, the plots).
 """
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
+import importlib as _importlib
+import typing as _typing
 
 from .space import ChoiceParam, LinearParam, LogitParam, LogParam, Param, SearchSpace
 from .trial import Observation, Trial
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from .journal import JournalError, JournalLockedError
     from .scaling import ScalingLaw
-    from .tuner import Tuner, TunerSettings
+    from .settings import TunerSettings
+    from .tuner import Tuner
 
 __version__ = "0.1.0"
 
@@ -36,18 +37,21 @@ __all__ = [
     "__version__",
 ]
 
+# Public names imported on first use: name -> module.
 _LAZY = {
-    "Tuner": ".tuner",
-    "TunerSettings": ".tuner",
-    "ScalingLaw": ".scaling",
     "JournalError": ".journal",
     "JournalLockedError": ".journal",
+    "ScalingLaw": ".scaling",
+    "Tuner": ".tuner",
+    "TunerSettings": ".settings",
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+        return getattr(_importlib.import_module(_LAZY[name], __name__), name)
     raise AttributeError(f"module 'carbs_like' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

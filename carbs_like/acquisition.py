@@ -28,19 +28,54 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .surrogate import ObservedData, Surrogate
+from .surrogate import Surrogate
+from .trial import ObservedData
 
 __all__ = [
+    "CostBand",
     "Geometry",
     "NumericalFault",
     "Suggestion",
     "band_position",
+    "candidates",
+    "choose",
+    "cost_band",
     "expected_improvement",
     "front_loss_at",
     "log_expected_improvement",
     "pareto_mask",
+    "rerun_options",
+    "score",
     "suggest",
 ]
+
+# --- the constants of the search, each with its reason -------------------------------------
+# Cost bands of successive asks follow a golden-ratio (Weyl) sequence: the most even cover of
+# [0, 1) by a sequence that never knows how long it will run.
+GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
+# Each seed offsets that sequence by seed x 1/rho (rho the plastic number, the R2 sequence's
+# first coefficient): offsets of neighbouring seeds are far apart and never repeat.
+SEED_OFFSET = 0.7548776662466927
+# The box's predicted cost range is measured at this many Sobol points (enough to find its ends
+# to a few % of the range; the cost model is cheap to evaluate).
+N_BOX_POINTS = 256
+# Costs that vary by less than this in log (about 10 %) across the box get no bands: the cost
+# model's noise would otherwise decide which candidates win.
+FLAT_LOG_COST = 0.1
+# Anchors near the band: observations within this many band half-widths of its centre.
+NEAR_BAND = 3.0
+# Outside its band a candidate loses this much log score per band width of distance: far more
+# than any difference in log EI, so a candidate inside the band always wins, and if none lands
+# inside, the closest good candidates do.
+OUTSIDE_BAND_PENALTY = 50.0
+# Perturbation radii (search-space units, log-uniform) of the first round around anchors and of
+# the second, refining round around the best few; the refining round scores a quarter as many.
+LOCAL_RADIUS = (0.01, 0.3)
+REFINE_RADIUS = (0.003, 0.05)
+N_REFINE_ANCHORS = 10
+REFINE_SHARE = 0.25
+# Each dimension of a perturbation moves with probability 1/2, each choice flips with 1/5.
+P_MOVE, P_FLIP = 0.5, 0.2
 
 _SQRT2 = math.sqrt(2.0)
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
@@ -115,14 +150,12 @@ class Geometry:
 
     Attributes:
         limits: `2 x d` hard limits of the coordinates.
-        nominal: `2 x d` box that Sobol candidates fill (the nominal ranges: ``[0, 1]``).
         choice_blocks: ``(start, stop)`` column ranges of one-hot encoded choices.
         round: maps `m x d` coordinates to representable ones (integers, one-hot).
         keys: hashable identity of each row of an `m x d` tensor, after rounding.
     """
 
     limits: Tensor
-    nominal: Tensor
     choice_blocks: Sequence[tuple[int, int]]
     round: Callable[[Tensor], Tensor]
     keys: Callable[[Tensor], list[tuple[float, ...]]]
@@ -144,40 +177,158 @@ class Suggestion:
 def band_position(k: int, *, seed: int) -> float:
     """The k-th point of a golden-ratio (Weyl) sequence in ``[0, 1)``, offset by the seed: cost
     bands of successive asks that cover the cost range evenly, with no clumps."""
-    golden = (math.sqrt(5.0) - 1.0) / 2.0
-    offset = (seed * 0.7548776662466927) % 1.0
-    return (offset + k * golden) % 1.0
+    return ((seed * SEED_OFFSET) % 1.0 + k * GOLDEN) % 1.0
 
 
-def _perturb(
-    anchors: Tensor, n: int, *, radius: tuple[float, float], geometry: Geometry, generator: torch.Generator
-) -> Tensor:
+@dataclass(frozen=True)
+class CostBand:
+    """The log-cost window of one ask: ``center +- half``; ``active`` False when costs barely vary."""
+
+    center: float
+    half: float
+    active: bool
+
+    def distance(self, log_cost: Tensor) -> Tensor:
+        """How far outside the band each log cost lies, in band widths (0 inside)."""
+        return ((log_cost - self.center).abs() - self.half).clamp_min(0) / self.half
+
+
+def cost_band(model: Surrogate, geometry: Geometry, generator: torch.Generator, *, position: float,
+              width: float, max_log_cost: float | None) -> CostBand:
+    """The cost band at ``position`` in ``[0, 1]`` along the box's predicted log-cost range
+    (capped by ``max_log_cost``), ``width`` of that range wide."""
+    box_cost = model.log_cost(geometry.round(_sobol(N_BOX_POINTS, geometry, generator)))
+    lo, hi = float(box_cost.min()), float(box_cost.max())
+    if max_log_cost is not None:
+        hi = max(min(hi, max_log_cost), lo)
+    return CostBand(center=lo + position * (hi - lo), half=width * (hi - lo) / 2, active=hi - lo > FLAT_LOG_COST)
+
+
+def _perturb(anchors: Tensor, n: int, *, radius: tuple[float, float], geometry: Geometry,
+             generator: torch.Generator) -> Tensor:
     """`n x d` Gaussian perturbations of randomly picked anchors, with log-uniform radii; each
-    dimension moves with probability 1/2 (at least one does), each choice flips with prob 1/5."""
+    dimension moves with probability ``P_MOVE`` (at least one does), each choice flips with ``P_FLIP``."""
     d = anchors.shape[-1]
     pick = torch.randint(0, anchors.shape[0], (n,), generator=generator)
     X = anchors[pick].clone()
     lo, hi = math.log(radius[0]), math.log(radius[1])
     r = torch.exp(lo + (hi - lo) * torch.rand(n, 1, generator=generator, dtype=X.dtype))
-    move = torch.rand(n, d, generator=generator) < 0.5
+    move = torch.rand(n, d, generator=generator) < P_MOVE
     move[torch.arange(n), torch.randint(0, d, (n,), generator=generator)] = True
     step = torch.randn(n, d, generator=generator, dtype=X.dtype) * r
     X = X + torch.where(move, step, torch.zeros_like(step))
     for start, stop in geometry.choice_blocks:
         k = stop - start
         X[:, start:stop] = anchors[pick, start:stop]
-        flip = torch.rand(n, generator=generator) < 0.2
+        flip = torch.rand(n, generator=generator) < P_FLIP
         new = torch.nn.functional.one_hot(torch.randint(0, k, (n,), generator=generator), k).to(X)
         X[flip, start:stop] = new[flip]
     return X
 
 
 def _sobol(n: int, geometry: Geometry, generator: torch.Generator) -> Tensor:
-    d = geometry.nominal.shape[-1]
+    d = geometry.limits.shape[-1]
     seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-    U = torch.quasirandom.SobolEngine(d, scramble=True, seed=seed).draw(n, dtype=torch.float64)
-    lo, hi = geometry.nominal
-    return lo + U * (hi - lo)
+    return torch.quasirandom.SobolEngine(d, scramble=True, seed=seed).draw(n, dtype=torch.float64)
+
+
+def _anchors(data: ObservedData, z_obs: Tensor, log_cost_obs: Tensor, band: CostBand, *, top_k: int) -> Tensor:
+    """The points candidates are drawn around: the front, plus the best observations near the band."""
+    ok = data.ok
+    on_front = pareto_mask(z_obs, log_cost_obs)
+    near = (log_cost_obs - band.center).abs() <= NEAR_BAND * band.half if band.active else torch.ones_like(on_front)
+    best_near = torch.nonzero(near).squeeze(-1)
+    best_near = best_near[torch.argsort(z_obs[best_near])[:top_k]]
+    return torch.cat([data.X[ok][on_front], data.X[ok][best_near]])
+
+
+def candidates(anchors: Tensor, n: int, *, geometry: Geometry, generator: torch.Generator,
+               sobol_fraction: float) -> Tensor:
+    """`n x d` first-round candidates: perturbations of the anchors, and a ``sobol_fraction``
+    share over the whole nominal box (so the entire range keeps being explored)."""
+    n_sobol = int(round(sobol_fraction * n))
+    return torch.cat([
+        _perturb(anchors, n - n_sobol, radius=LOCAL_RADIUS, geometry=geometry, generator=generator),
+        _sobol(n_sobol, geometry, generator),
+    ])
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Candidates (rounded) and their log scores; NaN scores are already ``-inf``, and counted."""
+
+    X: Tensor
+    log_score: Tensor
+    n_nan: int
+
+
+def score(model: Surrogate, X: Tensor, *, geometry: Geometry, front: tuple[Tensor, Tensor, float] | None,
+          band: CostBand, max_log_cost: float | None) -> Scores:
+    """``log EI(x | the front's loss at x's predicted cost) + log P(success | x)``, penalised
+    outside the cost band and ``-inf`` above ``max_log_cost``.
+
+    Args:
+        front: ``(log costs, warped losses, value where no front point is that cheap)`` of the
+            denoised front, or None before any model (then every candidate improves on 0).
+    """
+    X = geometry.round(X)
+    mean, std = model.loss(X)
+    log_cost = model.log_cost(X)
+    target = front_loss_at(front[0], front[1], log_cost, empty=front[2]) if front else torch.zeros_like(mean)
+    s = log_expected_improvement(mean, std, target) + torch.log(model.p_success(X).clamp_min(1e-12))
+    if band.active:
+        s = s - OUTSIDE_BAND_PENALTY * band.distance(log_cost)
+    if max_log_cost is not None:
+        s = torch.where(log_cost <= max_log_cost, s, torch.full_like(s, -math.inf))
+    nan = torch.isnan(s)
+    return Scores(X=X, log_score=torch.where(nan, torch.full_like(s, -math.inf), s), n_nan=int(nan.sum()))
+
+
+def choose(scores: Scores, *, exclude: Collection[tuple[float, ...]], geometry: Geometry,
+           generator: torch.Generator, top_k: int) -> tuple[int, Tensor, Tensor]:
+    """The index of the winner among candidates not in ``exclude`` (nor repeated): sampled among
+    the ``top_k`` scores in proportion to the score, which keeps some exploration (argmax-only
+    search hugs the boundaries of the box); -1 when no fresh candidate has a finite score. Also
+    returns the scores with repeats masked, and which candidates are fresh.
+
+    Raises:
+        RuntimeError: every candidate repeats an excluded config.
+    """
+    keys = geometry.keys(scores.X)
+    seen: set[tuple[float, ...]] = set(exclude)
+    fresh = torch.zeros(len(keys), dtype=torch.bool)
+    for i, k in enumerate(keys):
+        if k not in seen:
+            fresh[i] = True
+            seen.add(k)
+    if not bool(fresh.any()):
+        raise RuntimeError(
+            "every candidate repeats an observed or pending config: the space is exhausted "
+            "(widen the bounds, or drop integer multiples that make it too coarse)"
+        )
+    s = torch.where(fresh, scores.log_score, torch.full_like(scores.log_score, -math.inf))
+    if not bool(torch.isfinite(s).any()):
+        return -1, s, fresh
+    k = min(top_k, int(torch.isfinite(s).sum()))
+    top_s, top_i = torch.topk(s, k)
+    w = torch.softmax(top_s - top_s.max(), dim=0)
+    return int(top_i[torch.multinomial(w, 1, generator=generator)]), s, fresh
+
+
+def rerun_options(data: ObservedData, keys: Sequence[tuple[float, ...]], *, max_repeats: int,
+                  exclude: Collection[tuple[float, ...]]) -> list[int]:
+    """Indices of the observations on the front that may be re-run (fewer than ``max_repeats``
+    runs of their config, none pending), so a lucky seed does not define the front.
+
+    Args:
+        keys: the key of every observation's config (``geometry.keys(data.X)``).
+    """
+    ok = torch.nonzero(data.ok).squeeze(-1).tolist()
+    counts: dict[tuple[float, ...], int] = {}
+    for i in ok:
+        counts[keys[i]] = counts.get(keys[i], 0) + 1
+    on_front = pareto_mask(data.loss[ok], data.cost[ok]) if ok else torch.zeros(0, dtype=torch.bool)
+    return [i for i, f in zip(ok, on_front.tolist()) if f and counts[keys[i]] < max_repeats and keys[i] not in exclude]
 
 
 def suggest(
@@ -195,7 +346,7 @@ def suggest(
     band_width: float = 0.1,
     band_position: float | None = None,
 ) -> Suggestion:
-    """Choose the next point to evaluate.
+    """Choose the next point to evaluate: cost band, candidates, score, refine, choice.
 
     Args:
         surrogate: the fitted models (without the pending points: they are added here).
@@ -217,118 +368,48 @@ def suggest(
         A :class:`Suggestion`; ``x`` is a rounded `d` tensor whose key is not in ``exclude``.
     """
     model = surrogate.with_pending(X_pending)
-    ok = data.ok
     # Denoised front: the GP's mean at the observed points, against their observed cost.
-    if model.loss_model is not None and int(ok.sum()) > 0:
-        z_obs, _ = surrogate.loss(data.X[ok])
-        log_cost_obs = torch.log(data.cost[ok])
-        empty = float(z_obs.max())
-    else:
-        z_obs = log_cost_obs = torch.empty(0, dtype=torch.float64)
-        empty = 0.0
-    # The cost band of this ask: log-uniform over the predicted cost range of the box (capped),
-    # so trials spread over the whole front instead of polishing one end of it.
-    X_box = _sobol(256, geometry, generator)
-    box_cost = model.log_cost(geometry.round(X_box))
-    lo_c, hi_c = float(box_cost.min()), float(box_cost.max())
-    if max_log_cost is not None:
-        hi_c = max(min(hi_c, max_log_cost), lo_c)
+    front = None
+    if model.loss_model is not None and int(data.ok.sum()) > 0:
+        z_obs, _ = surrogate.loss(data.X[data.ok])
+        front = (torch.log(data.cost[data.ok]), z_obs, float(z_obs.max()))
     if band_position is None:
         band_position = float(torch.rand(1, generator=generator, dtype=torch.float64))
-    u = band_position
-    band_center = lo_c + u * (hi_c - lo_c)
-    band_half = band_width * (hi_c - lo_c) / 2
-    # Costs that vary by under ~10 % across the box (e.g. a constant cost) have no bands: the cost
-    # model's noise would otherwise decide which candidates win.
-    use_band = hi_c - lo_c > 0.1
+    band = cost_band(model, geometry, generator, position=band_position, width=band_width, max_log_cost=max_log_cost)
 
-    if z_obs.numel():
-        on_front = pareto_mask(z_obs, log_cost_obs)
-        near = (log_cost_obs - band_center).abs() <= 3 * band_half if use_band else torch.ones_like(on_front)
-        # Anchors: the front, plus the best observations near the band (its neighbourhood).
-        best_near = torch.nonzero(near).squeeze(-1)
-        best_near = best_near[torch.argsort(z_obs[best_near])[:top_k]]
-        anchors = torch.cat([data.X[ok][on_front], data.X[ok][best_near]])
+    if front is not None:
+        anchors = _anchors(data, front[1], front[0], band, top_k=top_k)
     else:
-        anchors = data.X if len(data) else X_box[:1]
+        anchors = data.X if len(data) else _sobol(1, geometry, generator)
+    first = score(model, candidates(anchors, n_candidates, geometry=geometry, generator=generator,
+                                    sobol_fraction=sobol_fraction),
+                  geometry=geometry, front=front, band=band, max_log_cost=max_log_cost)
+    best = torch.topk(first.log_score, min(N_REFINE_ANCHORS, first.log_score.numel())).indices
+    refined = score(model, _perturb(first.X[best], max(int(n_candidates * REFINE_SHARE), 1), radius=REFINE_RADIUS,
+                                    geometry=geometry, generator=generator),
+                    geometry=geometry, front=front, band=band, max_log_cost=max_log_cost)
+    scores = Scores(X=torch.cat([first.X, refined.X]), log_score=torch.cat([first.log_score, refined.log_score]),
+                    n_nan=first.n_nan + refined.n_nan)
 
-    n_sobol = int(round(sobol_fraction * n_candidates))
-    n_local = n_candidates - n_sobol
-    X1 = torch.cat([
-        _perturb(anchors, n_local, radius=(0.01, 0.3), geometry=geometry, generator=generator),
-        _sobol(n_sobol, geometry, generator),
-    ])
-
-    n_nan = [0]  # candidates whose score came out NaN (a numerical fault in the models)
-
-    def score(X: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-        X = geometry.round(X)
-        mean, std = model.loss(X)
-        log_cost = model.log_cost(X)
-        if z_obs.numel():
-            target = front_loss_at(log_cost_obs, z_obs, log_cost, empty=empty)
-        else:
-            target = torch.zeros_like(mean)
-        p_ok = model.p_success(X)
-        s = log_expected_improvement(mean, std, target) + torch.log(p_ok.clamp_min(1e-12))
-        # Outside the band a candidate is penalised by how far it lies from it (in band widths):
-        # if nothing lands inside, the closest good candidates still win.
-        if use_band:
-            outside = ((log_cost - band_center).abs() - band_half).clamp_min(0) / band_half
-            s = s - 50.0 * outside
-        if max_log_cost is not None:
-            s = torch.where(log_cost <= max_log_cost, s, torch.full_like(s, -math.inf))
-        nan = torch.isnan(s)
-        n_nan[0] += int(nan.sum())
-        s = torch.where(nan, torch.full_like(s, -math.inf), s)  # never let a NaN win a topk
-        return X, s, mean, log_cost, p_ok
-
-    X1, s1, *_ = score(X1)
-    top = torch.topk(s1, min(10, s1.numel())).indices
-    X2 = _perturb(X1[top], max(n_candidates // 4, 1), radius=(0.003, 0.05), geometry=geometry, generator=generator)
-    X2, s2, *_ = score(X2)
-    X = torch.cat([X1, X2])
-    s = torch.cat([s1, s2])
-
-    # Never repeat an observed or pending config (after rounding), nor suggest one twice.
-    keys = geometry.keys(X)
-    seen: set[tuple[float, ...]] = set(exclude)
-    fresh = torch.zeros(len(keys), dtype=torch.bool)
-    for i, k in enumerate(keys):
-        if k not in seen:
-            fresh[i] = True
-            seen.add(k)
+    i, s, fresh = choose(scores, exclude=exclude, geometry=geometry, generator=generator, top_k=top_k)
     note = None
-    if not bool(fresh.any()):
-        raise RuntimeError(
-            "every candidate repeats an observed or pending config: the space is exhausted "
-            "(widen the bounds, or drop integer multiples that make it too coarse)"
-        )
-    s = torch.where(fresh, s, torch.full_like(s, -math.inf))
-    if n_nan[0]:
-        note = f"{n_nan[0]} of {X.shape[0]} candidates scored NaN (a numerical fault in the models); skipped them"
-        if not bool(torch.isfinite(s).any()):
+    if scores.n_nan:
+        note = f"{scores.n_nan} of {scores.X.shape[0]} candidates scored NaN (a numerical fault in the models); skipped them"
+        if i < 0:
             raise NumericalFault(note.replace("skipped them", "no candidate has a finite score"))
-    if not bool(torch.isfinite(s).any()):
+    if i < 0:
         # Nothing under the cost cap: take the cheapest fresh candidate and say so.
-        log_cost = model.log_cost(X)
-        log_cost = torch.where(fresh, log_cost, torch.full_like(log_cost, math.inf))
-        i = int(torch.argmin(log_cost))
+        log_cost = model.log_cost(scores.X)
+        i = int(torch.argmin(torch.where(fresh, log_cost, torch.full_like(log_cost, math.inf))))
         note = "no candidate is predicted under max_suggestion_cost; chose the cheapest"
-    else:
-        k = min(top_k, int(torch.isfinite(s).sum()))
-        top_s, top_i = torch.topk(s, k)
-        w = torch.softmax(top_s - top_s.max(), dim=0)
-        i = int(top_i[torch.multinomial(w, 1, generator=generator)])
-    x = X[i : i + 1]
-    mean, std = model.loss(x)
-    predicted_loss = float(surrogate.warp.inverse(mean)) if surrogate.warp is not None else None
+    x = scores.X[i : i + 1]
+    mean, _ = model.loss(x)
     return Suggestion(
         x=x[0],
-        predicted_loss=predicted_loss,
+        predicted_loss=float(surrogate.warp.inverse(mean)) if surrogate.warp is not None else None,
         predicted_cost=float(torch.exp(model.log_cost(x))) if model.cost_model is not None else None,
         p_success=float(model.p_success(x)),
         log_score=float(s[i]) if math.isfinite(float(s[i])) else None,
-        n_candidates=X.shape[0],
+        n_candidates=scores.X.shape[0],
         note=note,
     )

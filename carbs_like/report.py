@@ -5,7 +5,7 @@
 * ``front.png``: loss against cost of every trial, the Pareto front, and the fitted loss law (the
   predicted compute-optimal loss, with its band, extrapolated beyond the largest trial);
 * ``relations.png``: each scaling relation (best value of a param against the scaling axes) with
-  the points behind it and its extrapolation band (from :mod:`carbs_like.plots`);
+  the points behind it and its extrapolation band (from :mod:`carbs_like.scaling.plots`);
 * ``history.png``: the search over time: loss of each trial with the best so far, and cost;
 * ``report.html``: the figures, the best configs, the front, the fitted relations, the proposal.
 
@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from .scaling import Prediction, ScalingLaw
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -179,25 +181,17 @@ def figure_history(tuner: "Tuner") -> "Figure":
 
 
 # ------------------------------------------------------------------------ the scaling law -----
-def _fit_law(tuner: "Tuner", n_bootstrap: int) -> tuple[Any | None, str | None]:
-    """The tuner's scaling law, or None and why not (too few trials, scaling not installed)."""
-    import importlib.util
-
-    if importlib.util.find_spec("carbs_like.scaling") is None:
-        return None, "carbs_like.scaling is not installed in this build"
-    from .scaling import ScalingLaw
-
+def _fit_law(tuner: "Tuner", n_bootstrap: int) -> tuple[ScalingLaw | None, str | None]:
+    """The tuner's scaling law, or None and why not (too few trials, no scaling axes)."""
     try:
         return ScalingLaw.fit(tuner, n_bootstrap=n_bootstrap), None
     except ValueError as e:  # too few observations, no scaling axes: the law says why
         return None, str(e)
 
 
-def _law_curve(law: Any, tuner: "Tuner", *, n: int = 40, beyond: float = 10.0) -> "pd.DataFrame | None":
+def _law_curve(law: ScalingLaw, tuner: "Tuner", *, n: int = 40, beyond: float = 10.0) -> "pd.DataFrame | None":
     """Predicted compute-optimal loss from the cheapest trial's cost to ``beyond`` x the largest."""
     import pandas as pd
-
-    from ._propose import loss_band
 
     costs = tuner.observations()["cost"].to_numpy(float)
     if not len(costs):
@@ -209,13 +203,13 @@ def _law_curve(law: Any, tuner: "Tuner", *, n: int = 40, beyond: float = 10.0) -
             pred = law.predict(cost=float(c))
         except ValueError:
             continue
-        loss, lo, hi = loss_band(pred)
-        if loss is not None and math.isfinite(loss):
+        loss, (lo, hi) = pred.loss, pred.loss_interval
+        if math.isfinite(loss):
             rows.append({"cost": c, "loss": loss, "lo": lo, "hi": hi})
     return pd.DataFrame(rows) if rows else None
 
 
-def _law_at_front(law: Any, tuner: "Tuner") -> "pd.DataFrame | None":
+def _law_at_front(law: ScalingLaw, tuner: "Tuner") -> "pd.DataFrame | None":
     """The loss law at the scaling values of each front trial, at that trial's cost."""
     import pandas as pd
 
@@ -227,8 +221,12 @@ def _law_at_front(law: Any, tuner: "Tuner") -> "pd.DataFrame | None":
     return pd.DataFrame({"cost": front["cost"].to_numpy(float), "loss": law.loss_law(x)})
 
 
-def _relations_figure(law: Any, target: Mapping[str, float] | None) -> "Figure":
-    from .plots import plot_relations  # written alongside scaling.py
+def _relations_figure(law: ScalingLaw, target: Mapping[str, float] | None) -> "Figure | None":
+    """The relations figure, or None when the law has no numeric relation to draw (every
+    non-scaling param is a ChoiceParam)."""
+    if not law.relations:
+        return None
+    from .scaling.plots import plot_relations
 
     return plot_relations(law, target=dict(target) if target else None)
 
@@ -239,8 +237,8 @@ def write_report(
     folder: str | Path,
     *,
     title: str = "carbs-like report",
-    law: Any | None = None,
-    proposal: Any | None = None,
+    law: ScalingLaw | None = None,
+    proposal: Prediction | None = None,
     target: Mapping[str, float] | None = None,
     verify: Mapping[str, Any] | None = None,
     n_bootstrap: int = 32,
@@ -300,8 +298,8 @@ def write_report(
     return out
 
 
-def _html(tuner: "Tuner", *, title: str, figures: Sequence[tuple[str, str, Path]], law: Any, why: str | None,
-          proposal: Any, verify: Mapping[str, Any] | None) -> str:
+def _html(tuner: "Tuner", *, title: str, figures: Sequence[tuple[str, str, Path]], law: ScalingLaw | None, why: str | None,
+          proposal: Prediction | None, verify: Mapping[str, Any] | None) -> str:
     df = tuner.observations()
     ok = df[df["status"] == "ok"]
     names = tuner.space.names
@@ -318,13 +316,11 @@ def _html(tuner: "Tuner", *, title: str, figures: Sequence[tuple[str, str, Path]
         parts.append(f"<figure><img alt='{name}' src='data:image/png;base64,{data}'>"
                      f"<figcaption>{html.escape(caption)}</figcaption></figure>")
     if proposal is not None:
-        from ._propose import prediction_rows
-
-        parts.append("<h2>Proposal</h2>" + _html_table(prediction_rows(proposal)))
-        parts.extend(f"<p class='note'>Note: {html.escape(n)}</p>" for n in getattr(proposal, "notes", ()) or ())
+        parts.append("<h2>Proposal</h2>" + _html_table(proposal.rows()))
+        parts.extend(f"<p class='note'>Note: {html.escape(n)}</p>" for n in proposal.notes)
     if verify:
         parts.append("<h2>Verification at the target size</h2>" + _verify_html(verify))
-    if law is not None and callable(getattr(law, "table", None)):
+    if law is not None:
         parts.append("<h2>Fitted scaling relations</h2>" + _df_html(law.table()))
     elif why:
         parts.append(f"<p><em>No scaling law: {html.escape(why)}</em></p>")

@@ -29,35 +29,13 @@ import torch
 from linear_operator.utils.errors import NotPSDError
 from torch import Tensor
 
-__all__ = ["ObservedData", "Surrogate", "fit_surrogate"]
+from .trial import ObservedData
+
+__all__ = ["Surrogate", "fit_surrogate"]
 
 # Losses beyond this magnitude are clipped for the loss model: the warp's ``y - shift`` must stay
 # inside the float64 range (about 1.8e308), or it overflows to inf and the GP sees NaN.
 _LOSS_LIMIT = 1e300
-
-
-@dataclass(frozen=True)
-class ObservedData:
-    """Observations as tensors.
-
-    Attributes:
-        X: `n x d` search-space coordinates.
-        loss: `n` losses (NaN where failed).
-        cost: `n` positive costs.
-        failed: `n` booleans.
-    """
-
-    X: Tensor
-    loss: Tensor
-    cost: Tensor
-    failed: Tensor
-
-    @property
-    def ok(self) -> Tensor:
-        return ~self.failed
-
-    def __len__(self) -> int:
-        return self.X.shape[0]
 
 
 @dataclass(frozen=True)

@@ -1,99 +1,56 @@
-"""The Tuner: the only stateful object. ask / tell / forget / add / save / load.
+"""The Tuner: the only stateful object. ask / tell / forget / add / save / load / resume.
 
 The Tuner keeps the trials, observations and random generators; it translates configs through the
 :class:`~carbs_like.space.SearchSpace` and leaves all mathematics to
-:mod:`carbs_like.surrogate` and :mod:`carbs_like.acquisition`.
+:mod:`carbs_like.surrogate`, :mod:`carbs_like.acquisition` and :mod:`carbs_like.scaling`.
+
+Every verb builds an *event* (a JSON object: ``ask``, ``tell``, ``add``, ``forget``), writes it to
+the journal first when there is one (a failed write changes nothing), and then applies it with
+``_apply``, the one place where the state changes. ``Tuner.resume`` replays a journal through the
+same ``_apply``, with the same checks (:mod:`carbs_like.records`) as ``Tuner.from_state_dict``.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import numbers
 import os
-import tempfile
-import warnings
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from .acquisition import Geometry, NumericalFault, band_position, pareto_mask, suggest
+from . import journal as journal_store
+from ._io import FormatError, check_header, read_json, require, require_int, write_json_atomic
+from .acquisition import Geometry, band_position
+from .frames import front_frame, observations_frame
+from .records import (
+    decode_dynamic_state,
+    decode_history,
+    decode_observation,
+    decode_settings,
+    decode_space,
+    decode_trial,
+    encode_rng,
+    encode_settings,
+)
+from .scaling import ScalingLaw
+from .settings import TunerSettings
 from .space import ChoiceParam, SearchSpace
-from .surrogate import ObservedData, Surrogate, fit_surrogate
-from .trial import Observation, Trial
+from .strategy import Start, next_config
+from .surrogate import Surrogate, fit_surrogate
+from .trial import ObservedData, Observation, Trial, make_observation
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .scaling import ScalingLaw
-
 __all__ = ["FORMAT_VERSION", "Tuner", "TunerSettings"]
 
 FORMAT_VERSION = 1
-_FORMAT = "carbs_like.tuner"
-
-
-@dataclass(frozen=True)
-class TunerSettings:
-    """How the tuner searches. Frozen and self-validating; the defaults suit most searches.
-
-    Attributes:
-        n_init: space-filling Sobol trials before the models take over (default ``max(8, 2 d)``).
-        n_candidates: candidates scored per ask.
-        sobol_fraction: share of candidates drawn over the whole box rather than around the front.
-        cost_band: width of each ask's cost band, as a fraction of the predicted log-cost range
-            (1 turns the bands off: every ask may go anywhere along the front).
-        max_suggestion_cost: never suggest a config whose predicted cost exceeds this.
-        rerun_probability: chance that an ask re-runs a front point (noisy fronts).
-        max_repeats: at most this many runs of one config.
-        refit_growth: refit GP hyperparameters once the observations have grown by this factor
-            since the last fit (always below ``refit_always_below`` observations); in between the
-            GPs are only conditioned on the new data.
-        refit_always_below: refit on every new observation while there are fewer than this.
-        max_fit_points: fit hyperparameters on at most this many observations.
-        fit_maxiter: L-BFGS-B iterations per hyperparameter fit.
-    """
-
-    n_init: int | None = None
-    n_candidates: int = 2000
-    sobol_fraction: float = 0.2
-    cost_band: float = 0.1
-    max_suggestion_cost: float | None = None
-    rerun_probability: float = 0.05
-    max_repeats: int = 2
-    refit_growth: float = 1.1
-    refit_always_below: int = 64
-    max_fit_points: int = 256
-    fit_maxiter: int = 75
-
-    def __post_init__(self) -> None:
-        def check(name: str, ok: bool, want: str) -> None:
-            if not ok:
-                raise ValueError(f"TunerSettings.{name}={getattr(self, name)!r}: must be {want}")
-
-        check("n_init", self.n_init is None or (isinstance(self.n_init, int) and self.n_init >= 1), "an int >= 1 or None")
-        check("n_candidates", isinstance(self.n_candidates, int) and self.n_candidates >= 10, "an int >= 10")
-        check("sobol_fraction", 0.0 <= self.sobol_fraction <= 1.0, "in [0, 1]")
-        check("cost_band", 0.0 < self.cost_band <= 1.0, "in (0, 1]")
-        check(
-            "max_suggestion_cost",
-            self.max_suggestion_cost is None or (self.max_suggestion_cost > 0 and math.isfinite(self.max_suggestion_cost)),
-            "a positive finite number or None",
-        )
-        check("rerun_probability", 0.0 <= self.rerun_probability <= 1.0, "in [0, 1]")
-        check("max_repeats", isinstance(self.max_repeats, int) and self.max_repeats >= 1, "an int >= 1")
-        check("refit_growth", self.refit_growth >= 1.0, ">= 1")
-        check(
-            "refit_always_below",
-            isinstance(self.refit_always_below, int) and self.refit_always_below >= 0,
-            "an int >= 0",
-        )
-        check("max_fit_points", isinstance(self.max_fit_points, int) and self.max_fit_points >= 8, "an int >= 8")
-        check("fit_maxiter", isinstance(self.fit_maxiter, int) and self.fit_maxiter >= 1, "an int >= 1")
+FORMAT = "carbs_like.tuner"
+_EVENTS = ("ask", "tell", "add", "forget")
 
 
 class Tuner:
@@ -123,6 +80,8 @@ class Tuner:
             raise TypeError(f"Tuner needs a SearchSpace, got {type(space).__name__}")
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+        if settings is not None and not isinstance(settings, TunerSettings):
+            raise TypeError(f"settings must be a TunerSettings, got {type(settings).__name__}")
         self.space = space
         self.seed = int(seed)
         self.settings = settings or TunerSettings()
@@ -139,7 +98,6 @@ class Tuner:
         self._surrogate: tuple[int, Surrogate] | None = None  # (n observations, model), a cache
         self._geometry = Geometry(
             limits=space.limits,
-            nominal=torch.stack([torch.zeros(space.dim), torch.ones(space.dim)]).to(torch.float64),
             choice_blocks=[
                 (space.columns(p.name).start, space.columns(p.name).stop)
                 for p in space.params
@@ -148,15 +106,14 @@ class Tuner:
             round=space.round,
             keys=space.keys,
         )
-        self._journal = None
+        self._journal: journal_store.Journal | None = None
         if path is not None:
-            from .journal import Journal
+            self._journal = journal_store.Journal.create(path, self._identity())
 
-            self._journal = Journal.create(path, self)
-
-    # ------------------------------------------------------------------ public API ----------
+    # ------------------------------------------------------------------ the verbs -----------
     @property
     def n_init(self) -> int:
+        """Space-filling trials before the models take over."""
         return self.settings.n_init or max(8, 2 * self.space.dim)
 
     def ask(self, *, refit: bool = True) -> Trial:
@@ -169,10 +126,11 @@ class Tuner:
         """
         if self._journal is not None:
             self._journal.check_open()  # fail before the work, not after
-        trial = self._new_trial(*self._suggest(refit=refit))
-        self._pending[trial.id] = trial
-        self._record("ask", trial=trial.to_dict())
-        return trial
+        config, metadata = self._suggest(refit=refit)
+        trial = Trial(id=self._next_id, config=config, metadata=metadata)
+        state = {**self._dynamic_state(), "next_id": self._next_id + 1}
+        self._commit({"event": "ask", "trial": trial.to_dict(), "state": state})
+        return self._trials[trial.id]
 
     def tell(
         self,
@@ -187,7 +145,7 @@ class Tuner:
 
         Args:
             trial: the :class:`Trial` from ``ask``, or its id.
-            loss: the final loss; may be None (or NaN) if the run failed.
+            loss: the final loss; None (or NaN) if the run failed.
             cost: what the run cost, a positive number in any unit (seconds, FLOPs, ...).
             failed: the run diverged, ran out of memory, or otherwise produced no usable loss.
                 A NaN or infinite loss is also recorded as a failure, with a warning.
@@ -202,19 +160,16 @@ class Tuner:
             if trial_id in self._trials:
                 raise KeyError(f"trial {trial_id} is not pending: it was already told or forgotten")
             raise KeyError(f"unknown trial id {trial_id!r}: ask() for a trial first, or add() a finished run")
-        obs = self._observation(trial_id, self._pending[trial_id].config, loss, cost, failed, metadata)
-        self._record("tell", observation=obs.to_dict())  # journal first: a failed write changes nothing
-        del self._pending[trial_id]
-        self._store(obs)
-        return obs
+        obs = make_observation(trial_id, self._pending[trial_id].config, loss, cost, failed, metadata)
+        self._commit({"event": "tell", "observation": obs.to_dict()})
+        return self._observations[-1]
 
     def forget(self, trial: Trial | int) -> None:
         """Drop a pending trial that will never report (it died for reasons unrelated to its config)."""
         trial_id = self._trial_id(trial)
         if trial_id not in self._pending:
             raise KeyError(f"trial {trial_id!r} is not pending, so there is nothing to forget")
-        self._record("forget", trial_id=trial_id)
-        del self._pending[trial_id]
+        self._commit({"event": "forget", "trial_id": trial_id})
 
     def add(
         self,
@@ -232,82 +187,84 @@ class Tuner:
                 bounds (the message names it), or the loss/cost is bad. Nothing is recorded then.
         """
         config = self.space.validate(config)
-        obs = self._observation(self._next_id, config, loss, cost, failed, metadata)
+        obs = make_observation(self._next_id, config, loss, cost, failed, metadata)
         trial = Trial(id=self._next_id, config=config, metadata={"source": "add"})
-        self._record("add", trial=trial.to_dict(), observation=obs.to_dict())
-        self._next_id += 1
-        self._trials[trial.id] = trial
-        self._store(obs)
-        return obs
+        self._commit({"event": "add", "trial": trial.to_dict(), "observation": obs.to_dict()})
+        return self._observations[-1]
 
+    # ------------------------------------------------------------------ reading the state ---
     @property
     def pending(self) -> list[Trial]:
         """Trials asked but not yet told or forgotten."""
         return list(self._pending.values())
 
+    @property
+    def trials(self) -> list[Trial]:
+        """Every trial asked or added, in the order of their ids."""
+        return list(self._trials.values())
+
+    @property
+    def observed(self) -> list[Observation]:
+        """Every observation, in the order it was told or added (``observations()`` as records)."""
+        return list(self._observations)
+
+    @property
+    def n_observations(self) -> int:
+        return len(self._observations)
+
     def observations(self) -> "pd.DataFrame":
         """One row per observation: ``trial_id``, a column per param, ``loss``, ``cost``, ``status``."""
-        import pandas as pd
-
-        cols = ["trial_id", *self.space.names, "loss", "cost", "status"]
-        rows = [
-            {"trial_id": o.trial_id, **o.config, "loss": o.loss, "cost": o.cost, "status": o.status}
-            for o in self._observations
-        ]
-        df = pd.DataFrame(rows, columns=cols)
-        df["loss"] = df["loss"].astype(float)
-        df["cost"] = df["cost"].astype(float)
-        return df
+        return observations_frame(self._observations, self.space.names)
 
     def pareto_front(self) -> "pd.DataFrame":
         """The observations on the front of lower loss against lower cost, sorted by cost.
 
         Repeated runs of one config are grouped: their mean loss and cost, with ``n_runs``.
         """
-        import pandas as pd
+        return front_frame(self.observations(), self.space.keys(self.observed_data().X), self.space.names)
 
-        df = self.observations()
-        ok = df[df["status"] == "ok"]
-        if ok.empty:
-            return pd.DataFrame(columns=[*df.columns, "n_runs"])
-        keys = self.space.keys(torch.stack([self._X_rows[i] for i in ok.index]))
-        ok = ok.assign(_key=keys)
-        grouped = ok.groupby("_key", sort=False).agg(
-            {**{c: "first" for c in ["trial_id", *self.space.names, "status"]}, "loss": "mean", "cost": "mean"}
+    def observed_data(self) -> ObservedData:
+        """The observations as search-space tensors (what the models are fitted to)."""
+        obs = self._observations
+        X = torch.stack(self._X_rows) if obs else torch.empty(0, self.space.dim, dtype=torch.float64)
+        return ObservedData(
+            X=X,
+            loss=torch.tensor([math.nan if o.loss is None else o.loss for o in obs], dtype=torch.float64),
+            cost=torch.tensor([o.cost for o in obs], dtype=torch.float64),
+            failed=torch.tensor([o.failed for o in obs], dtype=torch.bool),
         )
-        grouped["n_runs"] = ok.groupby("_key", sort=False).size()
-        grouped = grouped.reset_index(drop=True)
-        mask = pareto_mask(torch.tensor(grouped["loss"].values), torch.tensor(grouped["cost"].values))
-        front = grouped[mask.numpy()].sort_values(["cost", "loss"]).reset_index(drop=True)
-        return front[["trial_id", *self.space.names, "loss", "cost", "status", "n_runs"]]
 
-    def scaling_law(self) -> "ScalingLaw":
-        """Fit how the best value of each param moves along the scaling axes (see ScalingLaw)."""
-        from .scaling import ScalingLaw
+    def scaling_law(self, **kwargs: Any) -> ScalingLaw:
+        """Fit how the best value of each param moves along the scaling axes (see
+        :meth:`ScalingLaw.fit`, which takes the keyword arguments)."""
+        return ScalingLaw.fit(self, **kwargs)
 
-        return ScalingLaw.fit(self)
+    # ------------------------------------------------------------------ models --------------
+    @property
+    def in_initial_design(self) -> bool:
+        """True while the next ask is a space-filling (Sobol) point, which needs no model."""
+        n_ok = sum(not o.failed for o in self._observations)
+        return len(self._observations) + len(self._pending) < self.n_init or n_ok < 2
+
+    def needs_refit(self) -> bool:
+        """Whether the observations have grown enough since the last hyperparameter fit that the
+        settings call for a new one (``refit_always_below``, ``refit_growth``), past the start."""
+        if self.in_initial_design:
+            return False
+        s = self.settings
+        n_ok = sum(not o.failed for o in self._observations)
+        if self._hyper is None:
+            return True
+        return n_ok != self._n_at_fit and (n_ok < s.refit_always_below or n_ok >= s.refit_growth * self._n_at_fit)
 
     def refit_surrogate(self, data: ObservedData) -> Surrogate:
         """Fit the surrogate on ``data``, re-optimising the GP hyperparameters; the tuner is unchanged.
 
         Together with ``use_surrogate`` this moves the slow part of an ask elsewhere: take
-        ``data = tuner._data()`` under your lock, call this outside it (e.g. in a background
+        ``data = tuner.observed_data()`` under your lock, call this outside it (e.g. in a background
         thread), then ``use_surrogate`` under the lock again, and ``ask(refit=False)`` stays fast.
         """
         return self._fit(data, refit=True)
-
-    def _fit(self, data: ObservedData, *, refit: bool) -> Surrogate:
-        """Fit the models to ``data`` from the tuner's current hyperparameters (no state change)."""
-        s = self.settings
-        return fit_surrogate(
-            data,
-            scaling_columns=self.space.scaling_columns,
-            hyperparameters=self._hyper,
-            refit=refit,
-            max_fit_points=s.max_fit_points,
-            maxiter=s.fit_maxiter,
-            seed=self.seed * 1_000_003 + len(data),
-        )
 
     def use_surrogate(self, surrogate: Surrogate, data: ObservedData) -> None:
         """Adopt a surrogate from ``refit_surrogate(data)``: its hyperparameters become the tuner's.
@@ -322,12 +279,10 @@ class Tuner:
     def state_dict(self) -> dict[str, Any]:
         """The whole state as JSON-able data (what ``save`` writes)."""
         return {
-            "format": _FORMAT,
+            "format": FORMAT,
             "version": FORMAT_VERSION,
-            "space": self.space.to_dict(),
-            "settings": asdict(self.settings),
-            "seed": self.seed,
-            "rng": _jsonable_rng(self._rng),
+            **self._identity(),
+            "rng": encode_rng(self._rng),
             "sobol": {"seed": self._sobol_seed, "drawn": self._sobol_drawn},
             "next_id": self._next_id,
             "trials": [t.to_dict() for t in self._trials.values()],
@@ -338,9 +293,7 @@ class Tuner:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the state as versioned JSON, atomically (a crash leaves the old file or the new)."""
-        path = Path(path)
-        write_json_atomic(path, self.state_dict())
-        return path
+        return write_json_atomic(path, self.state_dict())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Tuner":
@@ -350,16 +303,8 @@ class Tuner:
             ValueError: the file is not valid JSON, not a checkpoint, of another version, or has a
                 missing or malformed field (the message names it).
         """
-        from .journal import loads
-
-        path = Path(path)
-        try:
-            data = loads(path.read_bytes().decode("utf-8"))
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not a valid checkpoint (corrupt JSON at line {e.lineno}: {e.msg})") from None
-        except (UnicodeDecodeError, ValueError) as e:
-            raise ValueError(f"{path}: not a valid checkpoint ({e})") from None
-        return cls.from_state_dict(data, source=str(path))
+        return cls.from_state_dict(read_json(path, format=FORMAT, version=FORMAT_VERSION, what="checkpoint"),
+                                   source=str(path))
 
     @classmethod
     def from_state_dict(cls, data: Any, *, source: str = "checkpoint") -> "Tuner":
@@ -368,40 +313,20 @@ class Tuner:
         Raises:
             ValueError: a wrong format or version, or a missing or malformed field (named).
         """
-        from . import journal as j
-
-        if not isinstance(data, dict) or data.get("format") != _FORMAT:
-            raise ValueError(f"{source}: not a carbs_like tuner checkpoint (no 'format': '{_FORMAT}')")
-        j.check_version(data.get("version"), FORMAT_VERSION, where=source, what="checkpoint")
-        tuner = cls(
-            j.decode_space(data, source), seed=j.require_int(data, "seed", source),
-            settings=j.decode_settings(data, source),
-        )
-        sobol = j.require(data, "sobol", dict, source)
-        model = j.require(data, "model", dict, source)
-        tuner._sobol_seed = j.require_int(sobol, "seed", f"{source}: field 'sobol'")
-        state = {
+        check_header(data, format=FORMAT, version=FORMAT_VERSION, where=source, what="checkpoint")
+        tuner = cls._from_identity(data, source)
+        sobol = require(data, "sobol", dict, source)
+        model = require(data, "model", dict, source)
+        tuner._sobol_seed = require_int(sobol, "seed", f"{source}: field 'sobol'")
+        tuner._set_dynamic_state(decode_dynamic_state({
             "rng": data.get("rng"), "sobol_drawn": sobol.get("drawn"), "next_id": data.get("next_id"),
             "hyperparameters": model.get("hyperparameters"), "n_at_fit": model.get("n_at_fit"),
-        }
-        j.set_dynamic_state(tuner, state, where=source)
-        for i, t in enumerate(j.require(data, "trials", list, source)):
-            trial = j.decode_trial(t, tuner.space, f"{source}: trials[{i}]")
-            if trial.id in tuner._trials or trial.id >= tuner._next_id:
-                raise j.JournalError(f"{source}: trials[{i}]: id {trial.id} is repeated or not below next_id")
-            tuner._trials[trial.id] = trial
-        observed: set[int] = set()
-        for i, o in enumerate(j.require(data, "observations", list, source)):
-            obs = j.decode_observation(o, tuner, f"{source}: observations[{i}]")
-            if obs.trial_id not in tuner._trials or obs.trial_id in observed:
-                raise j.JournalError(f"{source}: observations[{i}]: trial_id {obs.trial_id} is not in 'trials' or repeated")
-            observed.add(obs.trial_id)
+        }, source))
+        trials, observations, pending = decode_history(data, tuner.space, tuner._next_id, source)
+        tuner._trials = {t.id: t for t in trials}
+        for obs in observations:
             tuner._store(obs)
-        for i, trial_id in enumerate(j.require(data, "pending", list, source)):
-            is_id = isinstance(trial_id, int) and not isinstance(trial_id, bool)
-            if not is_id or trial_id not in tuner._trials or trial_id in observed or trial_id in tuner._pending:
-                raise j.JournalError(f"{source}: pending[{i}]: {trial_id!r} is not the id of an unobserved trial")
-            tuner._pending[trial_id] = tuner._trials[trial_id]
+        tuner._pending = {i: tuner._trials[i] for i in pending}
         return tuner
 
     @classmethod
@@ -420,9 +345,60 @@ class Tuner:
             JournalError: the journal is corrupt before its last line, or of another version
                 (the message names the line and field).
         """
-        from .journal import resume
+        journal, records = journal_store.Journal.open(path)
+        try:
+            tuner = cls._replay(records, journal.file)
+        except BaseException:
+            journal.close()
+            raise
+        tuner._journal = journal
+        return tuner
 
-        return resume(path, cls)
+    @classmethod
+    def read(cls, path: str | os.PathLike) -> "Tuner":
+        """A read-only copy of a journaled tuner: the state its journal holds now, also while
+        another process is writing it (for status views, reports, exports). It journals nothing;
+        use ``Tuner.resume`` to continue the search.
+
+        Raises:
+            FileNotFoundError, JournalError: as ``Tuner.resume``.
+        """
+        folder = Path(path)
+        return cls._replay(journal_store.read(folder), folder / journal_store.JOURNAL_FILE)
+
+    @classmethod
+    def repair(cls, path: str | os.PathLike) -> tuple[int, int, Path | None]:
+        """Cut a corrupt journal back to its longest valid prefix of events, after backing the
+        whole file up beside it. Nothing valid is lost: the events after the first bad line stay in
+        the backup (and can be re-run or re-added).
+
+        Returns:
+            ``(events kept, lines dropped, backup path)``; no backup and nothing dropped when the
+            journal was valid.
+
+        Raises:
+            FileNotFoundError: no journal at ``path``.
+            JournalError: even the header is unreadable (nothing to keep: start a new search).
+            JournalLockedError: another tuner has the journal open.
+        """
+        folder = Path(path)
+        records, _, _ = journal_store.read_lines(folder)
+        total = len((folder / journal_store.JOURNAL_FILE).read_bytes().rstrip(b"\n").split(b"\n"))
+        if not records:
+            raise journal_store.JournalError(f"{folder / journal_store.JOURNAL_FILE}: line 1 (the header) is "
+                                             "unreadable; nothing can be kept: start a new search")
+        keep = 1
+        try:
+            tuner = cls._replay(records[:1], folder / journal_store.JOURNAL_FILE)
+            for lineno, record in records[1:]:
+                tuner._apply(record, where=f"line {lineno}")
+                keep += 1
+        except FormatError:
+            pass
+        if keep == total:
+            return keep - 1, 0, None
+        backup = journal_store.cut(folder, keep)
+        return keep - 1, total - keep, backup
 
     def close(self) -> None:
         """Stop journaling and release the journal's lock (a no-op without a journal).
@@ -439,32 +415,95 @@ class Tuner:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # ------------------------------------------------------------------ internals -----------
-    def _record(self, event: str, **payload: Any) -> None:
+    # ------------------------------------------------------------------ events --------------
+    def _commit(self, record: dict[str, Any]) -> None:
+        """Journal an event (first: a failed write changes nothing), then apply it."""
         if self._journal is not None:
-            self._journal.append(event, self, **payload)
+            self._journal.append(record)
+        self._apply(record, where=f"{record['event']} event")
+
+    def _apply(self, record: Mapping[str, Any], *, where: str) -> None:
+        """Change the state by one event: the only place that does, live and on replay."""
+        event = record.get("event")
+        if event == "ask":
+            trial = decode_trial(require(record, "trial", dict, where), self.space, f"{where}: field 'trial'")
+            if trial.id in self._trials:
+                raise FormatError(f"{where}: field 'trial.id': trial {trial.id} appears twice")
+            state = decode_dynamic_state(require(record, "state", dict, where), f"{where}: field 'state'")
+            if state["next_id"] <= trial.id:
+                raise FormatError(f"{where}: field 'state.next_id' ({state['next_id']}) must exceed trial id {trial.id}")
+            self._set_dynamic_state(state)
+            self._trials[trial.id] = self._pending[trial.id] = trial
+        elif event == "tell":
+            obs = decode_observation(require(record, "observation", dict, where), self.space, f"{where}: 'observation'")
+            trial = self._pending.get(obs.trial_id)
+            if trial is None:
+                raise FormatError(f"{where}: field 'observation.trial_id': trial {obs.trial_id} is not pending there")
+            if obs.config != trial.config:
+                raise FormatError(f"{where}: field 'observation.config' differs from trial {obs.trial_id}'s config")
+            del self._pending[obs.trial_id]
+            self._store(obs)
+        elif event == "add":
+            trial = decode_trial(require(record, "trial", dict, where), self.space, f"{where}: field 'trial'")
+            obs = decode_observation(require(record, "observation", dict, where), self.space, f"{where}: 'observation'")
+            if trial.id != self._next_id or obs.trial_id != trial.id or obs.config != trial.config:
+                raise FormatError(
+                    f"{where}: field 'trial.id' / 'observation': expected trial {self._next_id} with the same "
+                    f"config in both, got trial {trial.id} and observation of {obs.trial_id}"
+                )
+            self._trials[trial.id] = trial
+            self._next_id += 1
+            self._store(obs)
+        elif event == "forget":
+            trial_id = require_int(record, "trial_id", where)
+            if trial_id not in self._pending:
+                raise FormatError(f"{where}: field 'trial_id': trial {trial_id} is not pending there")
+            del self._pending[trial_id]
+        else:
+            raise FormatError(f"{where}: field 'event' must be one of {list(_EVENTS)}, got {event!r}")
+
+    @classmethod
+    def _replay(cls, records: list[journal_store.Record], file: Path) -> "Tuner":
+        """A tuner rebuilt from a journal's lines (header first), without a journal of its own."""
+        lineno, header = records[0]
+        try:
+            tuner = cls._from_identity(header, f"{file}, line {lineno} (header)")
+            for lineno, record in records[1:]:
+                tuner._apply(record, where=f"{file}, line {lineno} ({record.get('event')} event)")
+        except journal_store.JournalError:
+            raise
+        except FormatError as e:
+            raise journal_store.JournalError(str(e)) from None
+        return tuner
+
+    def _identity(self) -> dict[str, Any]:
+        """What makes this search this search: its space, settings and seed (journal header, snapshot)."""
+        return {"space": self.space.to_dict(), "settings": encode_settings(self.settings), "seed": self.seed}
+
+    @classmethod
+    def _from_identity(cls, data: Mapping[str, Any], where: str) -> "Tuner":
+        return cls(decode_space(data, where), seed=require_int(data, "seed", where),
+                   settings=decode_settings(data, where))
 
     def _dynamic_state(self) -> dict[str, Any]:
         """What an ask changes besides the trials: the RNG, the Sobol position, the next id and the
         GP hyperparameters. The journal records it with every ask, so replay needs no fitting."""
         return {
-            "rng": _jsonable_rng(self._rng),
+            "rng": encode_rng(self._rng),
             "sobol_drawn": self._sobol_drawn,
             "next_id": self._next_id,
             "hyperparameters": self._hyper,
             "n_at_fit": self._n_at_fit,
         }
 
-    def _restore_dynamic_state(
-        self, *, rng: dict[str, Any], sobol_drawn: int, next_id: int,
-        hyperparameters: dict[str, dict[str, list[float]]] | None, n_at_fit: int,
-    ) -> None:
-        self._rng.bit_generator.state = rng
-        self._sobol_drawn = sobol_drawn
-        self._next_id = next_id
-        self._hyper = hyperparameters
-        self._n_at_fit = n_at_fit
-        self._surrogate = None
+    def _set_dynamic_state(self, state: Mapping[str, Any]) -> None:
+        self._rng.bit_generator.state = state["rng"]
+        self._sobol_drawn = state["sobol_drawn"]
+        self._next_id = state["next_id"]
+        if state["hyperparameters"] != self._hyper:
+            self._surrogate = None  # the cached models were fitted with other hyperparameters
+        self._hyper = state["hyperparameters"]
+        self._n_at_fit = state["n_at_fit"]
 
     def _trial_id(self, trial: Trial | int) -> int:
         if isinstance(trial, Trial):
@@ -473,58 +512,17 @@ class Tuner:
             raise TypeError(f"expected a Trial or an int trial id, got {trial!r}")
         return int(trial)
 
-    def _observation(self, trial_id, config, loss, cost, failed, metadata) -> Observation:
-        if not isinstance(failed, (bool, np.bool_)):
-            raise TypeError(f"failed must be True or False, got {failed!r}")
-        failed = bool(failed)
-        if isinstance(cost, bool) or not isinstance(cost, numbers.Real):
-            raise TypeError(f"cost must be a positive number, got {cost!r} ({type(cost).__name__})")
-        cost = float(cost)
-        if not (math.isfinite(cost) and cost > 0):
-            raise ValueError(f"cost must be a positive finite number, got {cost!r} (report e.g. seconds or FLOPs)")
-        if loss is None:
-            if not failed:
-                raise TypeError("loss is None but failed=False: pass the loss, or failed=True for a run that failed")
-        elif isinstance(loss, bool) or not isinstance(loss, numbers.Real):
-            raise TypeError(f"loss must be a number (or None for a failed run), got {loss!r} ({type(loss).__name__})")
-        else:
-            loss = float(loss)
-            if not math.isfinite(loss):
-                if not failed:
-                    warnings.warn(
-                        f"trial {trial_id}: loss is {loss}; recorded as a failed run (diverged)",
-                        RuntimeWarning,
-                        stacklevel=3,
-                    )
-                failed, loss = True, None
-        meta = dict(metadata or {})
-        try:
-            json.dumps(meta, allow_nan=False)
-        except (TypeError, ValueError) as e:
-            raise TypeError(f"metadata must be JSON data (str, numbers, lists, dicts): {e}") from None
-        if failed:
-            loss = None
-        return Observation(trial_id=trial_id, config=dict(config), loss=loss, cost=cost, failed=failed, metadata=meta)
-
     def _store(self, obs: Observation) -> None:
         self._observations.append(obs)
         self._X_rows.append(self.space.to_search([obs.config])[0])
 
-    def _new_trial(self, config: dict[str, Any], metadata: dict[str, Any]) -> Trial:
-        trial = Trial(id=self._next_id, config=config, metadata=metadata)
-        self._next_id += 1
-        self._trials[trial.id] = trial
-        return trial
-
-    def _data(self) -> ObservedData:
-        obs = self._observations
-        X = torch.stack(self._X_rows) if obs else torch.empty(0, self.space.dim, dtype=torch.float64)
-        return ObservedData(
-            X=X,
-            loss=torch.tensor([math.nan if o.loss is None else o.loss for o in obs], dtype=torch.float64),
-            cost=torch.tensor([o.cost for o in obs], dtype=torch.float64),
-            failed=torch.tensor([o.failed for o in obs], dtype=torch.bool),
-        )
+    # ------------------------------------------------------------------ choosing ------------
+    def _fit(self, data: ObservedData, *, refit: bool) -> Surrogate:
+        """Fit the models to ``data`` from the tuner's current hyperparameters (no state change)."""
+        s = self.settings
+        return fit_surrogate(data, scaling_columns=self.space.scaling_columns, hyperparameters=self._hyper,
+                             refit=refit, max_fit_points=s.max_fit_points, maxiter=s.fit_maxiter,
+                             seed=self.seed * 1_000_003 + len(data))
 
     def _fitted(self, data: ObservedData, *, refit: bool = True) -> Surrogate:
         """The surrogate for the current observations (cached until the next tell/add).
@@ -534,127 +532,27 @@ class Tuner:
         n = len(data)
         if self._surrogate is not None and self._surrogate[0] == n:
             return self._surrogate[1]
-        s = self.settings
-        n_ok = int(data.ok.sum())
-        refit = self._hyper is None or (refit and (
-            n_ok != self._n_at_fit and (n_ok < s.refit_always_below or n_ok >= s.refit_growth * self._n_at_fit)
-        ))
+        refit = self._hyper is None or (refit and self.needs_refit())
         surrogate = self._fit(data, refit=refit)
         if refit:
-            self._n_at_fit = n_ok
+            self._n_at_fit = int(data.ok.sum())
         self._hyper = surrogate.hyperparameters
         self._surrogate = (n, surrogate)
         return surrogate
 
     def _suggest(self, *, refit: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The next config and the metadata saying how it was chosen."""
-        data = self._data()
-        pending = list(self._pending.values())
-        X_pending = (
-            self.space.to_search([t.config for t in pending]) if pending
-            else torch.empty(0, self.space.dim, dtype=torch.float64)
+        """The next config and the metadata saying how it was chosen (see :mod:`carbs_like.strategy`)."""
+        data = self.observed_data()
+        start = Start(self._sobol_seed, self._sobol_drawn)
+        choice = next_config(
+            self.space, self.settings, data, [t.config for t in self._pending.values()],
+            fitted=None if self.in_initial_design else lambda: self._fitted(data, refit=refit),
+            rng=self._rng, start=start, geometry=self._geometry,
+            band_position=band_position(self._next_id, seed=self.seed),
+            rerun_ready=int(data.ok.sum()) >= 2 * self.n_init,
         )
-        exclude = set(self.space.keys(torch.cat([data.X, X_pending]))) if len(data) + len(pending) else set()
-
-        if len(data) + len(pending) < self.n_init or int(data.ok.sum()) < 2:
-            return self._sobol_config(exclude), {"source": "sobol"}
-
-        surrogate = self._fitted(data, refit=refit)
-        meta: dict[str, Any] = {}
-        if surrogate.notes:
-            meta["model_notes"] = list(surrogate.notes)
-            for note in surrogate.notes:
-                warnings.warn(f"carbs_like: {note}", RuntimeWarning, stacklevel=3)
-
-        rerun = self._maybe_rerun(data, exclude_pending=set(self.space.keys(X_pending)) if pending else set())
-        if rerun is not None:
-            return rerun
-
-        generator = torch.Generator().manual_seed(int(self._rng.integers(2**62)))
-        cap = self.settings.max_suggestion_cost
-        try:
-            sug = suggest(
-                surrogate,
-                data,
-                X_pending,
-                geometry=self._geometry,
-                exclude=exclude,
-                generator=generator,
-                n_candidates=self.settings.n_candidates,
-                sobol_fraction=self.settings.sobol_fraction,
-                max_log_cost=math.log(cap) if cap is not None else None,
-                band_width=self.settings.cost_band,
-                band_position=band_position(self._next_id, seed=self.seed),
-            )
-        except NumericalFault as e:
-            # The one fallback to a space-filling point: only for this fault, and reported.
-            warnings.warn(f"carbs_like: {e}; asked a Sobol point instead", RuntimeWarning, stacklevel=3)
-            return self._sobol_config(exclude), {**meta, "source": "sobol", "fallback": str(e)}
-        config = self.space.to_configs(sug.x)[0]
-        predictions = {
-            "predicted_loss": sug.predicted_loss,
-            "predicted_cost": sug.predicted_cost,
-            "p_success": sug.p_success,
-        }
-        # JSON (journal, save) has no inf/NaN: an overflowing prediction (exp of a huge log cost) is None.
-        meta.update(source="acquisition")
-        meta.update({k: v if v is None or math.isfinite(v) else None for k, v in predictions.items()})
-        if sug.note:
-            meta["note"] = sug.note
-            warnings.warn(f"carbs_like: {sug.note}", RuntimeWarning, stacklevel=3)
-        return config, meta
-
-    def _sobol_config(self, exclude: set) -> dict[str, Any]:
-        for _ in range(1000):
-            U = self.space.sobol(1, seed=self._sobol_seed, skip=self._sobol_drawn)
-            self._sobol_drawn += 1
-            if self.space.keys(U)[0] not in exclude:
-                return self.space.to_configs(U)[0]
-        raise RuntimeError("1000 Sobol points in a row repeat observed configs: the space is too small to search")
-
-    def _maybe_rerun(self, data: ObservedData, *, exclude_pending: set) -> tuple[dict, dict] | None:
-        """Occasionally re-run a front point, so a lucky seed does not define the front."""
-        p = self.settings.rerun_probability
-        if p <= 0 or int(data.ok.sum()) < 2 * self.n_init or self._rng.random() >= p:
-            return None
-        ok = torch.nonzero(data.ok).squeeze(-1)
-        keys = self.space.keys(data.X[ok])
-        counts: dict[tuple, int] = {}
-        for k in keys:
-            counts[k] = counts.get(k, 0) + 1
-        on_front = pareto_mask(data.loss[ok], data.cost[ok])
-        options = [
-            int(ok[i]) for i in torch.nonzero(on_front).squeeze(-1).tolist()
-            if counts[keys[i]] < self.settings.max_repeats and keys[i] not in exclude_pending
-        ]
-        if not options:
-            return None
-        i = options[int(self._rng.integers(len(options)))]
-        obs = self._observations[i]
-        return dict(obs.config), {"source": "rerun", "repeat_of": obs.trial_id}
-
-
-def _jsonable_rng(rng: np.random.Generator) -> dict[str, Any]:
-    return json.loads(json.dumps(rng.bit_generator.state))
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON to ``path`` atomically: a temp file in the same folder, fsync, rename,
-    fsync the folder (so the rename itself survives a power cut)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(data, indent=1, allow_nan=False)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
+        self._sobol_drawn = start.drawn
+        if choice.repeat_of is not None:
+            return dict(self._observations[choice.repeat_of].config), {
+                "source": "rerun", "repeat_of": self._observations[choice.repeat_of].trial_id}
+        return choice.config, choice.metadata

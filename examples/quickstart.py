@@ -7,7 +7,7 @@ propose hyperparameters for a model 33x larger than any trial.
 import numpy as np
 
 from carbs_like import Tuner
-from carbs_like.benchmarks import LLMLandscape
+from carbs_like.testing import LLMLandscape
 
 landscape = LLMLandscape()  # Chinchilla loss, Step Law lr/batch optima, AdamW timescale, divergence
 tuner = Tuner(landscape.space(), seed=0)  # n_params <= 3e7 and tokens <= 3e9 are the scaling axes

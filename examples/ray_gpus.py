@@ -23,8 +23,8 @@ from typing import Any
 import ray
 from ray import tune
 
-from carbs_like._ray_landscape import landscape_trainable
-from carbs_like.benchmarks import LLMLandscape
+from carbs_like.testing.trainables import landscape_trainable
+from carbs_like.testing import LLMLandscape
 from carbs_like.ray import CarbsScheduler, CarbsSearcher
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from carbs_like import Tuner
-from carbs_like.benchmarks import LLMLandscape
+from carbs_like.testing import LLMLandscape
 
 FOLDER = Path("runs/resume-example")
 

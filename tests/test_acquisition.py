@@ -86,7 +86,6 @@ class MockSurrogate:
 def _geometry(space: SearchSpace) -> Geometry:
     return Geometry(
         limits=space.limits,
-        nominal=torch.stack([torch.zeros(space.dim), torch.ones(space.dim)]).double(),
         choice_blocks=[],
         round=space.round,
         keys=space.keys,

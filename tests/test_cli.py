@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from carbs_like.cli import Experiment, UsageError, front_size, main, normalise_result, save_snapshot
+from carbs_like.cli.experiment import Experiment, UsageError, save_snapshot
+from carbs_like.cli.main import main
+from carbs_like.cli.run import front_size, normalise_result
 from carbs_like.space import SearchSpace
 from carbs_like.tuner import Tuner
 
@@ -322,3 +324,21 @@ def test_tune_through_ray_resumes_on_the_same_path(toy_dir, capsys):
     assert "resuming at trial 2" in out and "front" in out
     final = _observations(toy_dir / "runs" / "ray")
     assert len(final) == 3 and final[:2] == first
+
+
+def test_report_when_the_only_non_scaling_params_are_choices(tmp_path):
+    """No numeric relation to draw: the report has no relations figure, and says the choice."""
+    from carbs_like import ChoiceParam, LogParam
+    from carbs_like.report import write_report
+
+    space = SearchSpace([LogParam("n_params", min=1e4, max=1e6), LogParam("tokens", min=1e5, max=1e7),
+                         ChoiceParam("schedule", ["cosine", "wsd"])], scaling=["n_params", "tokens"])
+    tuner = Tuner(space, seed=0)
+    for i in range(24):
+        n, d = 1e4 * 100 ** ((i % 6) / 5), 1e5 * 100 ** ((i * 7 % 5) / 4)
+        schedule = ["cosine", "wsd"][i % 2]
+        loss = (1.5 + 40 / n**0.3 + 60 / d**0.3) * (0.99 if schedule == "wsd" else 1.0)
+        tuner.add({"n_params": n, "tokens": d, "schedule": schedule}, loss=loss, cost=6 * n * d)
+    html = write_report(tuner, tmp_path / "report", n_bootstrap=2)
+    assert sorted(p.name for p in (tmp_path / "report").glob("*.png")) == ["front.png", "history.png"]
+    assert "wsd" in html.read_text()

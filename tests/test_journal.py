@@ -242,7 +242,7 @@ def test_a_failed_write_changes_nothing_and_resume_continues_from_the_journal(tm
         os.write(fd, data[:10])  # a partial line, then the disk is full
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(journal_module, "_write_all", disk_full)
+    monkeypatch.setattr(journal_module, "write_all", disk_full)
     with pytest.raises(OSError, match="could not journal the tell event"):
         tuner.tell(trial, loss=2.0, cost=1.0)
     assert tuner.observations().empty and [t.id for t in tuner.pending] == [trial.id]

@@ -1,6 +1,6 @@
 """carbs_like.ray against a real local Ray Tune (no mocks).
 
-The Tune runs use the synthetic LLM landscape (``carbs_like._ray_landscape``); the other tests
+The Tune runs use the synthetic LLM landscape (``carbs_like.testing.trainables``); the other tests
 drive the Searcher API directly, as Tune's driver loop does.
 """
 
@@ -20,9 +20,10 @@ from ray import tune  # noqa: E402
 from ray.tune.search import Searcher  # noqa: E402
 
 from carbs_like import Tuner  # noqa: E402
-from carbs_like._ray_book import LiveTrial, hopeless  # noqa: E402
-from carbs_like._ray_landscape import landscape_trainable  # noqa: E402
-from carbs_like.benchmarks import LLMLandscape  # noqa: E402
+from carbs_like.ray.trials import LiveTrial  # noqa: E402
+from carbs_like.stopping import hopeless  # noqa: E402
+from carbs_like.testing.trainables import landscape_trainable  # noqa: E402
+from carbs_like.testing import LLMLandscape  # noqa: E402
 from carbs_like.ray import CarbsScheduler, CarbsSearcher  # noqa: E402
 from carbs_like.tuner import TunerSettings  # noqa: E402
 
@@ -378,7 +379,7 @@ def test_refitting_outside_ask_gives_the_same_next_trial():
         loss, cost, failed = LANDSCAPE.evaluate(trial.config, rng=rng)
         tuner.tell(trial, loss=loss, cost=cost, failed=failed)
     twin = Tuner.from_state_dict(tuner.state_dict())
-    data = tuner._data()
+    data = tuner.observed_data()
     tuner.use_surrogate(tuner.refit_surrogate(data), data)
     assert tuner.ask(refit=False).config == twin.ask().config
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from carbs_like import ChoiceParam, LinearParam, LogitParam, LogParam, SearchSpace
-from carbs_like.benchmarks import LLMLandscape
+from carbs_like.testing import LLMLandscape
 from carbs_like.scaling import Prediction, ScalingLaw, fit_cost_law, fit_loss_law
 from carbs_like.tuner import Tuner
 
@@ -322,26 +322,27 @@ def test_budget_split_stays_within_the_ratios_the_runs_tried() -> None:
 
 
 def test_a_runaway_bootstrap_refit_does_not_blow_up_the_bands() -> None:
-    from carbs_like import scaling
+    from carbs_like.scaling import law as law_module
+    from carbs_like.scaling.surface import Surface, drop_runaway_refits
 
     tuner = data_limited_runs(seed=1)
     law = ScalingLaw.fit(tuner, n_bootstrap=12)
     lo, hi = law.predict(n_params=2e6, tokens=1e7).intervals["lr"]  # 10x beyond both axes
     assert 3e-3 / 3 < lo < hi < 3e-3 * 3, (lo, hi)  # near the true 3e-3, not ten decades wide
     # A refit far from the rest (an optimum 20 decades away) is dropped; the others are kept.
-    runs, _, _ = scaling._runs(tuner.space, tuner._data())
-    bowl = scaling._Bowl(x_mean=runs.x.mean(0), x_std=runs.x.std(0), t_mean=runs.T.mean(0), t_std=runs.T.std(0),
+    runs, _, _ = law_module._runs(tuner.space, tuner.observed_data())
+    bowl = Surface(x_mean=runs.x.mean(0), x_std=runs.x.std(0), t_mean=runs.T.mean(0), t_std=runs.T.std(0),
                          k=2, p=1, n_choices=())
     rng = np.random.default_rng(0)
     theta = np.array([0.0, -40.0, 3.0, 1.0, 0.18, 0.0, 0.0, 0.0, 0.0])
     samples = theta + 0.01 * rng.standard_normal((12, theta.size))
     samples[3, 5] = 40.0  # the optimum's intercept, in standard deviations of the runs' lr
-    kept = scaling._drop_runaway_refits(bowl, runs, samples)
+    kept = drop_runaway_refits(bowl, runs, samples)
     assert len(kept) == 11 and not np.any(kept[:, 5] > 1.0)
 
 
 def test_the_cli_table_shows_the_predictions_notes() -> None:
-    from carbs_like._propose import format_prediction
+    from carbs_like.cli.verify import format_prediction
 
     tuner = data_limited_runs()
     law = ScalingLaw.fit(tuner, n_bootstrap=0)

@@ -198,3 +198,31 @@ def test_load_from_toml_and_yaml_and_errors_name_the_key(tmp_path):
         SearchSpace.from_file(bad)
     with pytest.raises(FileNotFoundError):
         SearchSpace.from_file(tmp_path / "missing.toml")
+
+
+def test_a_toml_space_loads_without_tomllib_through_the_tomli_fallback(tmp_path, monkeypatch):
+    """Python 3.10 has no tomllib; the declared fallback (tomli) must be the only TOML reader used,
+    also on the CLI's path (carbs-like tune x.toml)."""
+    import sys
+    import tomllib
+
+    from carbs_like.cli.experiment import load_space
+
+    file = tmp_path / "space.toml"
+    file.write_text('scaling = ["n"]\n[params.n]\nkind = "log"\nmin = 1e6\nmax = 1e8\n'
+                    '[params.lr]\nkind = "log"\ncenter = 1e-3\n')
+    used = []
+
+    class Tomli:  # stands in for the tomli package, counting its use
+        TOMLDecodeError = tomllib.TOMLDecodeError
+
+        @staticmethod
+        def loads(text):
+            used.append(text)
+            return tomllib.loads(text)
+
+    monkeypatch.setitem(sys.modules, "tomllib", None)  # `import tomllib` now raises ModuleNotFoundError
+    monkeypatch.setitem(sys.modules, "tomli", Tomli)
+    for space in (SearchSpace.from_file(file), load_space(file)):
+        assert space.names == ["n", "lr"] and space.scaling == ("n",)
+    assert len(used) == 2

@@ -13,7 +13,7 @@ import torch
 
 import carbs_like
 from carbs_like import ChoiceParam, LogParam, SearchSpace, Tuner, TunerSettings
-from carbs_like.benchmarks import LLMLandscape, front_gap
+from carbs_like.testing import LLMLandscape, front_gap
 
 
 def small_space() -> SearchSpace:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .benchmarks import LLMLandscape
+from .landscapes import LLMLandscape
 
 __all__ = ["landscape_trainable"]
 

@@ -13,15 +13,17 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from statistics import NormalDist
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from .budget import compute_optimal
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from .scaling import ScalingLaw
-    from .tuner import Tuner
+# The law arrives as an argument: this module never imports law.py, which imports this one lazily
+# for ScalingLaw.plot_relations / plot_loss. Annotations say "ScalingLaw" (carbs_like.scaling.law).
 
 __all__ = ["plot_loss", "plot_relations"]
 
@@ -43,21 +45,13 @@ def _pyplot():
     return plt
 
 
-def _target_log_scales(law: "ScalingLaw", target: Mapping[str, float] | None) -> np.ndarray | None:
+def _target_log_scales(law: "ScalingLaw", target: Mapping[str, float] | None) -> np.ndarray | None:  # noqa: F821
     if target is None:
         return None
     missing = [s for s in law.space.scaling if s not in target]
     if missing:
         raise ValueError(f"target is missing scaling value(s) {missing}; give all of {list(law.space.scaling)}")
     return np.log([float(target[s]) for s in law.space.scaling])
-
-
-def _from_t(transform: str, t: np.ndarray) -> np.ndarray:
-    if transform == "log":
-        return np.exp(t)
-    if transform == "logit":
-        return 1.0 / (1.0 + np.exp(-t))
-    return t
 
 
 def _tidy_log_axis(axis, *, plain: bool = False) -> None:
@@ -74,7 +68,7 @@ def _tidy_log_axis(axis, *, plain: bool = False) -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
-def plot_relations(law: "ScalingLaw", *, target: Mapping[str, float] | None = None, level: float = 0.9,
+def plot_relations(law: "ScalingLaw", *, target: Mapping[str, float] | None = None, level: float = 0.9,  # noqa: F821
                    near: float | None = None) -> "Figure":
     """Each relation ``h*(s)`` against each scaling axis.
 
@@ -110,6 +104,7 @@ def plot_relations(law: "ScalingLaw", *, target: Mapping[str, float] | None = No
     scatter = None
     for i, name in enumerate(names):
         rel = law.relations[name]
+        untransform = law.space[name].untransform
         slopes = np.asarray(rel.slopes)
         for a, axis in enumerate(axes_names):
             ax = grid[i, a]
@@ -118,20 +113,20 @@ def plot_relations(law: "ScalingLaw", *, target: Mapping[str, float] | None = No
             X = np.tile(ref, (grid_x.size, 1))
             X[:, a] = grid_x
             mean, std = rel(X)
-            ax.fill_between(np.exp(grid_x), _from_t(rel.transform, mean - z * std),
-                            _from_t(rel.transform, mean + z * std), color=_BAND, alpha=0.55, lw=0,
+            ax.fill_between(np.exp(grid_x), untransform(mean - z * std),
+                            untransform(mean + z * std), color=_BAND, alpha=0.55, lw=0,
                             label=f"{int(level * 100)}% band")
-            ax.plot(np.exp(grid_x), _from_t(rel.transform, mean), color=_LINE, lw=1.8, label="fitted relation")
+            ax.plot(np.exp(grid_x), untransform(mean), color=_LINE, lw=1.8, label="fitted relation")
             # Runs near their optimum, moved to the panel's reference along the other axes.
             others = [b for b in range(len(axes_names)) if b != a]
             t_adj = ev.values[keep, i] + (ref[others] - x_obs[keep][:, others]) @ slopes[others]
-            scatter = ax.scatter(np.exp(x_obs[keep, a]), _from_t(rel.transform, t_adj), c=100 * ev.excess[keep],
+            scatter = ax.scatter(np.exp(x_obs[keep, a]), untransform(t_adj), c=100 * ev.excess[keep],
                                  cmap=cmap, vmin=0, vmax=100 * near, s=16, edgecolor="k", linewidth=0.3,
                                  zorder=3, label=f"runs within {100 * near:.2g}% of optimum")
             ax.axvspan(np.exp(x_obs[:, a].max()), np.exp(grid_x[-1]), color="0.93", zorder=0)
             if x_tgt is not None:
                 m, s = rel(ref[None, :])
-                ax.errorbar([np.exp(ref[a])], _from_t(rel.transform, m), fmt="*", ms=11, color=_TARGET,
+                ax.errorbar([np.exp(ref[a])], untransform(m), fmt="*", ms=11, color=_TARGET,
                             yerr=None, zorder=4, label="proposal")
             ax.set_xscale("log")
             _tidy_log_axis(ax.xaxis)
@@ -157,7 +152,7 @@ def plot_relations(law: "ScalingLaw", *, target: Mapping[str, float] | None = No
     return fig
 
 
-def plot_loss(law: "ScalingLaw", *, tuner: "Tuner | None" = None, target: Mapping[str, float] | None = None,
+def plot_loss(law: "ScalingLaw", *, tuner: Any = None, target: Mapping[str, float] | None = None,  # noqa: F821
               level: float = 0.9) -> "Figure":
     """Loss against cost: the runs, their front, and the loss law along the compute-optimal path.
 
@@ -185,7 +180,8 @@ def plot_loss(law: "ScalingLaw", *, tuner: "Tuner | None" = None, target: Mappin
         p = law.predict(dict(target), level=level)
         end = max(end, p.cost * 1.5)
     costs = np.geomspace(c_lo, end, 60)
-    X = np.stack([law._compute_optimal(c)[0] for c in costs])
+    X = np.stack([compute_optimal(c, loss_law=law.loss_law, cost_law=law.cost_law, observed=law.evidence.log_scales)[0]
+                  for c in costs])
     mid = law.loss_law(X)
     lo, hi = law.loss_law.band(X, level=level)
     ax.fill_between(costs, lo, hi, color=_BAND, alpha=0.55, lw=0, label=f"{int(level * 100)}% band")

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from .space import ChoiceParam, LogParam, SearchSpace
+from ..space import ChoiceParam, LogParam, SearchSpace
 
 __all__ = ["LLMLandscape", "front_gap"]
 

@@ -10,17 +10,15 @@ from __future__ import annotations
 import os
 import signal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import ray
 from ray import tune
 
-from .cli import TUNER_FILE, Experiment, Progress, _limits_reached, run_trainable, totals
-from .ray import CarbsSearcher
-from .tuner import write_json_atomic
-
-if TYPE_CHECKING:
-    from .tuner import Tuner
+from ..ray import CarbsSearcher
+from ..tuner import Tuner
+from .experiment import Experiment, limits_reached, save_snapshot, totals
+from .run import Progress, run_trainable
 
 __all__ = ["run"]
 
@@ -55,7 +53,7 @@ class ProgressCallback(tune.Callback):
         tuner_id = self.searcher.tuner_id_of(trial.trial_id)
         self.progress.row(tuner_id if tuner_id is not None else f"r{self.n}", trial.config, result)
         self.n += 1
-        write_json_atomic(self.folder / TUNER_FILE, self.searcher.get_state()["tuner"])
+        save_snapshot(self.searcher.get_state()["tuner"], self.folder)
 
     def __getstate__(self) -> dict[str, Any]:  # Tune pickles callbacks with its own state
         return {}
@@ -65,7 +63,7 @@ class ProgressCallback(tune.Callback):
         self.n = 0
 
 
-def run(tuner: "Tuner", experiment: Experiment, folder: Path, progress: Progress) -> None:
+def run(tuner: Tuner, experiment: Experiment, folder: Path, progress: Progress) -> None:
     """Run trials through Tune until the experiment's trial count or budget is reached."""
     n_done, spent_cost = totals(tuner)
     remaining = experiment.trials - n_done
@@ -97,7 +95,7 @@ def run(tuner: "Tuner", experiment: Experiment, folder: Path, progress: Progress
     finally:
         searcher.tuner  # noqa: B018 - tells the results still queued in the searcher's inbox
         ray.shutdown()
-    if _limits_reached(searcher.tuner, experiment) is None:
+    if limits_reached(experiment, *totals(searcher.tuner)) is None:
         raise KeyboardInterrupt  # Tune stopped early: it was interrupted
 
 

@@ -1,19 +1,22 @@
-"""CarbsScheduler: cost-aware early stopping for Ray Tune (re-exported by ``carbs_like.ray``)."""
+"""CarbsScheduler: cost-aware early stopping for Ray Tune (re-exported by ``carbs_like.ray``).
+
+It talks to the searcher only through the searcher's public methods (``adopt``, ``mark_truncated``,
+``front``, ``is_running``, ``resources_of``, ``loss_of``, ``cost_metric``), and decides with the
+pure rule in :mod:`carbs_like.stopping`."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ray.tune.experiment import Trial as RayTrial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.utils import flatten_dict
 
-from ._ray_book import LiveTrial, hopeless
-
-if TYPE_CHECKING:
-    from .ray import CarbsSearcher
+from ..stopping import hopeless
+from .searcher import CarbsSearcher
+from .trials import LiveTrial
 
 __all__ = ["CarbsScheduler"]
 
@@ -22,7 +25,7 @@ class CarbsScheduler(FIFOScheduler):
     """Cost-aware early stopping for trials that report a loss curve.
 
     After a grace period, a running trial is stopped when even an optimistic forecast of its loss
-    at the cost it will have spent cannot reach the front (see :func:`carbs_like._ray_book.hopeless`).
+    at the cost it will have spent cannot reach the front (see :func:`carbs_like.stopping.hopeless`).
     The searcher records it as a *truncated observation*: an ordinary successful observation at
     the loss it had reached and the cost it had spent, with ``metadata["truncated"] = True``. That
     loss is an upper bound on what the trial would have reached, so the point steers the search
@@ -69,7 +72,7 @@ class CarbsScheduler(FIFOScheduler):
         self.progress, self.time_attr, self.max_t = progress, time_attr, max_t
         self.grace, self.min_results, self.margin, self.window = grace, min_results, margin, window
         self._curves: dict[str, list[tuple[float, float]]] = {}
-        self._searcher: "CarbsSearcher | None" = None
+        self._searcher: CarbsSearcher | None = None
 
     def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
         return True  # the metric and mode are the searcher's
@@ -81,7 +84,7 @@ class CarbsScheduler(FIFOScheduler):
         if trial.status in (RayTrial.TERMINATED, RayTrial.ERROR):
             # Re-added on restore and not run again (e.g. resume_unfinished=False): make sure the
             # searcher accounts for it, as truncated if it had not run to its end.
-            if trial.trial_id in searcher._live:
+            if searcher.is_running(trial.trial_id):
                 last = flatten_dict(dict(trial.last_result or {}))
                 if last and not last.get("done", False):
                     searcher.mark_truncated(trial.trial_id)
@@ -98,10 +101,10 @@ class CarbsScheduler(FIFOScheduler):
         if not isinstance(value, (int, float)) or not math.isfinite(value):
             return TrialScheduler.CONTINUE
         live = LiveTrial(tuner_id=None, config={}, resources=self._resources(searcher, trial))
-        live.update(result, metric=searcher.metric, cost=searcher._cost)
+        live.update(result, metric=searcher.metric, cost=searcher.cost_metric)
         cost, _ = live.spent(None)
         curve = self._curves.setdefault(trial.trial_id, [])
-        curve.append((cost, searcher._loss_of(float(value))))
+        curve.append((cost, searcher.loss_of(float(value))))
         fraction = self._fraction(result)
         if fraction is None or fraction < self.grace or len(curve) < self.min_results or fraction >= 1.0:
             return TrialScheduler.CONTINUE
@@ -136,16 +139,14 @@ class CarbsScheduler(FIFOScheduler):
             return min(float(steps) / self.max_t, 1.0)
         return None
 
-    def _resources(self, searcher: "CarbsSearcher", trial: RayTrial) -> Mapping[str, float] | None:
-        live = searcher._live.get(trial.trial_id)
-        if live is not None:
-            return searcher._resources_of(live)
+    def _resources(self, searcher: CarbsSearcher, trial: RayTrial) -> Mapping[str, float] | None:
+        resources = searcher.resources_of(trial.trial_id)
+        if resources is not None:
+            return resources
         pgf = trial.placement_group_factory
         return pgf.required_resources if pgf else None
 
-    def _find_searcher(self, tune_controller: Any) -> "CarbsSearcher":
-        from .ray import CarbsSearcher
-
+    def _find_searcher(self, tune_controller: Any) -> CarbsSearcher:
         if self._searcher is None:
             searcher = getattr(tune_controller.search_alg, "searcher", None)
             while searcher is not None and not isinstance(searcher, CarbsSearcher):

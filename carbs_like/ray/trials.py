@@ -1,8 +1,8 @@
 """Bookkeeping for the Ray Tune searcher: what one Ray trial reported, what it cost, how it ended.
 
-Plain functions and a small record, no Ray import: the searcher (``carbs_like.ray``) and the tests
-use them. Ray flattens results (``{"config": {"lr": 1e-3}}`` arrives as ``{"config/lr": 1e-3}``),
-so configs are recovered from either form.
+Plain functions and a small record, no Ray import: the searcher and the scheduler use them. Ray
+flattens results (``{"config": {"lr": 1e-3}}`` arrives as ``{"config/lr": 1e-3}``), so configs are
+recovered from either form.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["LiveTrial", "config_from_result", "hopeless", "resource_units"]
+__all__ = ["LiveTrial", "config_from_result", "resource_units"]
 
 
 @dataclass
@@ -114,48 +114,6 @@ def config_from_result(result: Mapping[str, Any], names: Sequence[str]) -> dict[
         else:
             return None
     return config
-
-
-def hopeless(
-    curve: Sequence[tuple[float, float]],
-    *,
-    final_cost: float,
-    front: Sequence[tuple[float, float]],
-    margin: float = 0.0,
-    window: int = 3,
-) -> bool:
-    """Whether a running trial cannot reach the front at the cost it will have spent.
-
-    The forecast is optimistic: the loss keeps falling, linearly in log cost, at the steepest
-    rate of the last ``window`` steps of its curve (learning curves flatten in log cost, so this
-    undershoots them), from where it is now to ``final_cost``. The trial is hopeless if even that
-    forecast is no better than the best loss of any observation costing at most ``final_cost``.
-
-    Args:
-        curve: ``(cost spent, loss)`` pairs of the trial so far, in order.
-        final_cost: what the trial will have spent when it finishes.
-        front: ``(cost, loss)`` of finished, untruncated observations.
-        margin: stop only if the forecast is worse by more than ``margin * |front loss|``.
-        window: how many recent steps of the curve set the rate.
-
-    Returns:
-        True if the trial should be stopped. False when nothing finished costs at most
-        ``final_cost`` (no front to compare with) or the curve has fewer than two points.
-    """
-    best = [loss for cost, loss in front if cost <= final_cost]
-    if not best or len(curve) < 2:
-        return False
-    target = min(best)
-    cost_now, loss_now = curve[-1]
-    recent = curve[-(window + 1) :]
-    slopes = [
-        (l1 - l0) / math.log(c1 / c0)
-        for (c0, l0), (c1, l1) in zip(recent[:-1], recent[1:])
-        if c0 > 0 and c1 > c0
-    ]
-    rate = min([0.0, *slopes])  # <= 0: the steepest fall seen lately (none: no fall)
-    forecast = loss_now + rate * math.log(max(final_cost / cost_now, 1.0))
-    return forecast > target + margin * abs(target)
 
 
 def _json_float(value: float | None) -> float | str | None:

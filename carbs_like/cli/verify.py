@@ -3,6 +3,10 @@
 ``predict`` asks the tuner's :class:`~carbs_like.scaling.ScalingLaw` for a config at a target size
 (or cost budget) with its uncertainty; ``run_verify`` trains that config and perturbations of it at
 the target size and says whether the proposal was best.
+
+Files (versioned JSON through :mod:`carbs_like._io`): ``verify_runs.jsonl``, every verify run ever
+trained in the experiment (append-only, one record a line, each with ``format`` and ``version``),
+and ``verify.json``, the view of the latest call with its verdict.
 """
 
 from __future__ import annotations
@@ -14,90 +18,52 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from .cli import Experiment
-    from .tuner import Tuner
+from .._io import FormatError, append_json_line, check_header, loads, read_json, write_json_atomic
+from ..scaling import Prediction, ScalingLaw
+from ..space import ChoiceParam
+from ..tuner import Tuner
+from .experiment import Experiment, UsageError
+from .run import run_trainable
 
-__all__ = ["demo_target", "fit_law", "format_prediction", "loss_band", "predict", "run_verify"]
+__all__ = ["demo_target", "fit_law", "format_prediction", "predict", "read_verify", "run_verify"]
+
+VERIFY_FILE = "verify.json"
+VERIFY_RUNS_FILE = "verify_runs.jsonl"
+VIEW_FORMAT = "carbs_like.verify"
+RUN_FORMAT = "carbs_like.verify_run"
+VERSION = 1
 
 
-def fit_law(tuner: "Tuner", *, n_bootstrap: int = 32) -> Any:
+def fit_law(tuner: Tuner, *, n_bootstrap: int = 32) -> ScalingLaw:
     """The tuner's :class:`~carbs_like.scaling.ScalingLaw`; a one-line error when it cannot fit.
 
     Args:
         n_bootstrap: refits behind the uncertainty bands (each costs about a second of CPU).
     """
-    import importlib.util
-
-    from .cli import UsageError
-
-    if importlib.util.find_spec("carbs_like.scaling") is None:
-        raise UsageError("proposals need carbs_like.scaling, which this build does not include")
-    from .scaling import ScalingLaw
-
     try:
         return ScalingLaw.fit(tuner, n_bootstrap=n_bootstrap)
     except ValueError as e:
         raise UsageError(f"cannot fit a scaling law: {e}") from None
 
 
-def predict(law: Any, *, scaling: Mapping[str, float] | None = None, cost: float | None = None) -> Any:
+def predict(law: ScalingLaw, *, scaling: Mapping[str, float] | None = None, cost: float | None = None) -> Prediction:
     """``law.predict(...)`` at the target size or budget; a one-line error when it cannot."""
-    from .cli import UsageError
-
     try:
         return law.predict(cost=cost) if cost is not None else law.predict(dict(scaling or {}))
     except ValueError as e:
         raise UsageError(f"cannot propose: {e}") from None
 
 
-def _get(obj: Any, *names: str, default: Any = None) -> Any:
-    for n in names:
-        if isinstance(obj, Mapping) and n in obj:
-            return obj[n]
-        if hasattr(obj, n):
-            return getattr(obj, n)
-    return default
-
-
-def config_of(pred: Any) -> dict[str, Any]:
-    return dict(_get(pred, "config") if not isinstance(pred, dict) or "config" in pred else pred)
-
-
-def loss_band(pred: Any) -> tuple[float | None, float | None, float | None]:
-    """(predicted loss, low, high) of a prediction; None where the law gives none."""
-    loss = _get(pred, "loss", "predicted_loss")
-    band = _get(pred, "loss_band", "loss_interval", "band")
-    lo, hi = (band if band is not None else (None, None))
-    as_float = lambda v: None if v is None else float(v)  # noqa: E731
-    return as_float(loss), as_float(lo), as_float(hi)
-
-
-def intervals_of(pred: Any) -> dict[str, tuple[float, float]]:
-    raw = _get(pred, "intervals", "interval", default={}) or {}
-    return {k: (float(v[0]), float(v[1])) for k, v in raw.items() if v is not None and len(v) == 2}
-
-
-def prediction_rows(pred: Any) -> list[dict[str, Any]]:
-    """One row per param: the proposed value and its interval (for tables)."""
-    config, iv = config_of(pred), intervals_of(pred)
-    rows = [{"param": k, "value": v, "interval": iv.get(k)} for k, v in config.items()]
-    loss, lo, hi = loss_band(pred)
-    if loss is not None:
-        rows.append({"param": "predicted loss", "value": loss, "interval": (lo, hi) if lo is not None else None})
-    return rows
-
-
-def format_prediction(pred: Any, tuner: "Tuner") -> str:
+def format_prediction(pred: Prediction, tuner: Tuner) -> str:
     """The proposal as an aligned text table, with the searched range beside each value, and the
     prediction's notes (a value clamped to its bounds, a budget's split held near the tried ones)."""
     df = tuner.observations()
     lines = [f"  {'param':<14}{'proposed':>12}   {'interval':<24}{'searched':<20}"]
-    for row in prediction_rows(pred):
+    for row in pred.rows():
         name, value, iv = row["param"], row["value"], row["interval"]
         span = ""
         if name in df.columns and name != "loss" and df[name].dtype.kind in "if" and len(df):
@@ -106,7 +72,7 @@ def format_prediction(pred: Any, tuner: "Tuner") -> str:
             span = f"best trained {df.loc[df['status'] == 'ok', 'loss'].min():.4f}"
         ivs = f"{_num(iv[0])} .. {_num(iv[1])}" if iv and iv[0] is not None else ""
         lines.append(f"  {name:<14}{_num(value):>12}   {ivs:<24}{span:<20}")
-    for note in _get(pred, "notes", default=()) or ():
+    for note in pred.notes:
         lines.append(f"  note: {note}")
     return "\n".join(lines)
 
@@ -121,14 +87,14 @@ def _num(v: Any) -> str:
     return str(v)
 
 
-def demo_target(tuner: "Tuner", *, factor: float = 10.0) -> dict[str, float]:
+def demo_target(tuner: Tuner, *, factor: float = 10.0) -> dict[str, float]:
     """Each scaling axis at ``factor`` x the largest value any trial used."""
     df = tuner.observations()
     return {s: float(df[s].max()) * factor for s in tuner.space.scaling}
 
 
 # ------------------------------------------------------------------------ verify --------------
-def predicted_cost(tuner: "Tuner", scaling: Mapping[str, float]) -> tuple[float, int]:
+def predicted_cost(tuner: Tuner, scaling: Mapping[str, float]) -> tuple[float, int]:
     """Cost of a run at ``scaling`` from a log-linear fit of cost on the scaling axes.
 
     Returns:
@@ -155,10 +121,7 @@ def perturbations(config: Mapping[str, Any], params: Sequence[str], factors: Seq
     return runs
 
 
-VERIFY_RUNS_FILE = "verify_runs.jsonl"
-
-
-def run_verify(tuner: "Tuner", experiment: "Experiment", folder: Path, *, scaling: Mapping[str, float] | None,
+def run_verify(tuner: Tuner, experiment: Experiment, folder: Path, *, scaling: Mapping[str, float] | None,
                cost: float | None, factors: Sequence[float], params: Sequence[str], dry_run: bool = False,
                n_bootstrap: int = 32, out: Any = None) -> dict[str, Any]:
     """Train the proposal and its perturbations at the target size; write ``verify.json``.
@@ -169,12 +132,9 @@ def run_verify(tuner: "Tuner", experiment: "Experiment", folder: Path, *, scalin
     first. ``verify.json`` is the view of the latest call: its runs, plus the earlier runs at the
     same target around the same proposal, and the verdict over all of them.
     """
-    from .cli import UsageError, run_trainable
-    from .space import ChoiceParam
-
     out = out or sys.stdout
     pred = predict(fit_law(tuner, n_bootstrap=n_bootstrap), scaling=scaling, cost=cost)
-    config = config_of(pred)
+    config = dict(pred.config)
     unknown = [p for p in params if p not in config]
     numeric = [p for p in params if p in config and not isinstance(tuner.space[p], ChoiceParam)]
     if unknown or len(numeric) != len(params):
@@ -201,10 +161,10 @@ def run_verify(tuner: "Tuner", experiment: "Experiment", folder: Path, *, scalin
         if r.get("proposal") is not None and _key(r["proposal"]) == proposal_key and k not in planned and k not in seen:
             earlier.append(dict(r))
             seen.add(k)
-    loss, lo, hi = loss_band(pred)
+    loss, (lo, hi) = pred.loss, pred.loss_interval
     names = [*params, *(p for r in earlier if (p := r.get("perturbed")) and p not in params)]
     record: dict[str, Any] = {"target": target, "params": list(dict.fromkeys(names)), "proposal": config,
-                              "predicted_loss": loss, "predicted_band": [lo, hi] if lo is not None else None,
+                              "predicted_loss": loss, "predicted_band": [lo, hi],
                               "runs": []}
     for r in earlier:
         print(f"  {r['label']:<14} loss {_num(r['loss']) if r['loss'] is not None else 'failed':>8}   "
@@ -236,41 +196,46 @@ def _key(config: Mapping[str, Any]) -> str:
 
 
 def _recorded_runs(folder: Path) -> list[dict[str, Any]]:
-    """Every verify run recorded in ``folder``: the run log, and the runs of a ``verify.json``
-    written before the log existed (they carry their record's target and proposal)."""
-    runs: list[dict[str, Any]] = []
+    """Every verify run recorded in ``folder`` (``verify_runs.jsonl``). A line torn by a kill is
+    skipped (that run is trained again); any other unreadable line is an error naming it."""
     log = folder / VERIFY_RUNS_FILE
-    if log.exists():
-        for line in log.read_text().splitlines():
-            try:
-                runs.append(json.loads(line))
-            except json.JSONDecodeError:  # a line torn by a kill: that run is trained again
-                continue
-    view = folder / "verify.json"
-    if view.exists():
+    if not log.exists():
+        return []
+    runs: list[dict[str, Any]] = []
+    lines = log.read_text().splitlines()
+    for i, line in enumerate(lines):
+        where = f"{log}, line {i + 1}"
         try:
-            old = json.loads(view.read_text())
-        except json.JSONDecodeError:
-            old = {}
-        known = {(_key(r.get("target") or {}), _key(r["config"])) for r in runs}
-        proposal = old.get("proposal") or next((r["config"] for r in old.get("runs", []) if r.get("label") == "proposal"), None)
-        for r in old.get("runs", []):
-            if (_key(old.get("target") or {}), _key(r["config"])) not in known:
-                runs.append({**r, "target": old.get("target"), "proposal": r.get("proposal", proposal)})
+            run = loads(line)
+        except ValueError:
+            if i == len(lines) - 1:
+                continue  # torn by a kill mid-write
+            raise UsageError(f"{where}: not valid JSON; remove that line (the run is trained again)") from None
+        try:
+            check_header(run, format=RUN_FORMAT, version=VERSION, where=where, what="verify run")
+        except FormatError as e:
+            raise UsageError(str(e)) from None
+        runs.append({k: v for k, v in run.items() if k not in ("format", "version")})
     return runs
 
 
 def _append_run(folder: Path, run: Mapping[str, Any]) -> None:
-    with open(folder / VERIFY_RUNS_FILE, "a") as f:
-        f.write(json.dumps(run) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    append_json_line(folder / VERIFY_RUNS_FILE, {"format": RUN_FORMAT, "version": VERSION, **run})
 
 
 def _write_record(folder: Path, record: Mapping[str, Any]) -> None:
-    from .tuner import write_json_atomic
+    write_json_atomic(folder / VERIFY_FILE, {"format": VIEW_FORMAT, "version": VERSION, **record})
 
-    write_json_atomic(folder / "verify.json", record)
+
+def read_verify(folder: Path) -> dict[str, Any] | None:
+    """The latest verify view of an experiment folder (``verify.json``), or None."""
+    file = folder / VERIFY_FILE
+    if not file.exists():
+        return None
+    try:
+        return read_json(file, format=VIEW_FORMAT, version=VERSION, what="verify record")
+    except FormatError as e:
+        raise UsageError(str(e)) from None
 
 
 def verdict(record: Mapping[str, Any]) -> str:

@@ -1,0 +1,424 @@
+"""The ``carbs-like`` command: demo, tune, status, report, propose, verify, repair.
+
+The parser and the commands; imported by nothing (the entry point calls :func:`main`). The
+experiment folder, the trainable and the tuner's files are :mod:`carbs_like.cli.experiment`;
+running trials is :mod:`carbs_like.cli.run` (local processes) and
+:mod:`carbs_like.cli.ray_backend` (Ray Tune); proposals and their checks are
+:mod:`carbs_like.cli.verify`.
+
+Running ``tune`` (or ``demo``) again on the same folder resumes: finished trials are kept, trials
+that were running when it stopped are run again, and the search continues up to ``--trials`` /
+``--budget``. Errors are one line (``carbs-like: error: ...``); ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import math
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..report import write_report
+from ..space import SearchSpace
+from ..tuner import Tuner
+from .experiment import (
+    DEMO_TRAINABLE,
+    EXPERIMENT_FILE,
+    JOURNAL_FOLDER,
+    Experiment,
+    UsageError,
+    limits_reached,
+    load_space,
+    load_trainable,
+    open_tuner,
+    save_snapshot,
+    totals,
+)
+from .run import Progress, clock, fmt, run_local, short
+from .verify import demo_target, fit_law, format_prediction, predict, read_verify, run_verify
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["build_parser", "main"]
+
+_REPO = Path(__file__).resolve().parents[2]
+# The demo refits the GPs less often and scores fewer candidates: asks take ~0.5 s instead of
+# several seconds on 2 busy cores, which buys more trials in the 10 minutes.
+DEMO_SETTINGS = {"n_candidates": 500, "fit_maxiter": 40, "refit_always_below": 12, "refit_growth": 1.25}
+
+
+# ------------------------------------------------------------------------ commands ------------
+def cmd_tune(args: argparse.Namespace) -> int:
+    folder = Path(args.path)
+    space = load_space(args.space_file)
+    load_trainable(args.trainable)  # fail fast, in this process, with a one-line error
+    experiment = Experiment(
+        space=space.to_dict(), trainable=args.trainable, metric=args.metric, cost=args.cost_key,
+        trials=args.trials, budget=args.budget, concurrency=args.concurrency,
+        gpus_per_trial=args.gpus_per_trial, cpus_per_trial=args.cpus_per_trial, seed=args.seed,
+    )
+    run_experiment(folder, experiment, backend=args.backend)
+    return 0
+
+
+def run_experiment(folder: Path, experiment: Experiment, *, backend: str, out: Any = None) -> Tuner:
+    """Start or resume the search in ``folder``; returns the tuner when the limits are reached."""
+    out = out or sys.stdout
+    experiment = _reconcile(folder, experiment, out=out)
+    folder.mkdir(parents=True, exist_ok=True)
+    experiment.save(folder)
+    tuner = open_tuner(folder, experiment, for_search=True)
+    n_done, _ = totals(tuner)
+    backend = _choose_backend(backend, out=out)
+    limit = f"{experiment.trials} trials" + (f" or cost {experiment.budget:g}" if experiment.budget else "")
+    verb = f"resuming at trial {n_done}" if n_done else "starting"
+    print(f"carbs-like: {verb} in {folder} ({backend} backend, {experiment.concurrency} at a time, "
+          f"up to {limit}); interrupt any time and rerun to resume", file=out, flush=True)
+    reached = limits_reached(experiment, *totals(tuner))
+    if reached:
+        print(f"carbs-like: the experiment already reached {reached}; raise --trials or --budget to go on", file=out)
+        return tuner
+    df = tuner.observations()
+    previous = [(int(t), float(c), None if s != "ok" else float(l))
+                for t, c, l, s in zip(df["trial_id"], df["cost"], df["loss"], df["status"])]
+    progress = Progress(tuner.space, out=out, previous=previous, total=experiment.trials)
+    try:
+        if backend == "ray":
+            from .ray_backend import run as run_ray  # Ray is imported only when used
+
+            run_ray(tuner, experiment, folder, progress)
+        else:
+            run_local(tuner, experiment, folder, progress)
+    finally:
+        save_snapshot(tuner, folder)
+        _close(tuner)
+    df = tuner.observations()
+    print(f"carbs-like: done: {len(df)} trials ({int((df['status'] == 'ok').sum())} ok), "
+          f"{len(tuner.pareto_front())} on the front, total cost {df['cost'].sum():.4g}",
+          file=out, flush=True)
+    return tuner
+
+
+def _close(tuner: Tuner) -> None:
+    tuner.close()
+
+
+def _reconcile(folder: Path, experiment: Experiment, *, out: Any) -> Experiment:
+    """On resume the space and trainable must match; the limits may change."""
+    if not (folder / EXPERIMENT_FILE).exists():
+        return experiment
+    old = Experiment.load(folder)
+    if old.space != experiment.space:
+        raise UsageError(f"{folder} holds an experiment with another search space; use a new --path")
+    if old.trainable != experiment.trainable:
+        raise UsageError(f"{folder} tunes {old.trainable}, not {experiment.trainable}; use a new --path")
+    return experiment
+
+
+def _choose_backend(backend: str, *, out: Any) -> str:
+    if backend != "auto":
+        if backend == "ray" and not _ray_ready():
+            raise UsageError("--backend ray needs Ray Tune: pip install 'carbs-like[ray]'")
+        return backend
+    if _ray_ready():
+        return "ray"
+    print("carbs-like: Ray Tune is not installed; running trials in local processes",
+          file=out)
+    return "local"
+
+
+def _ray_ready() -> bool:
+    return importlib.util.find_spec("ray") is not None
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    folder = Path(args.path)
+    experiment = Experiment.load(folder)
+    tuner = open_tuner(folder, experiment)
+    print(status_text(tuner, experiment, folder, all_trials=args.all))
+    return 0
+
+
+def status_text(tuner: Tuner, experiment: Experiment, folder: Path, *, all_trials: bool = False) -> str:
+    df = tuner.observations()
+    ok = df[df["status"] == "ok"]
+    lines = [
+        f"{folder}: {experiment.trainable}, {len(df)} trials ({len(ok)} ok, {len(df) - len(ok)} failed), "
+        f"limit {experiment.trials} trials" + (f", budget {experiment.budget:g}" if experiment.budget else ""),
+        f"total cost {df['cost'].sum():.4g}; best loss "
+        + (f"{ok['loss'].min():.4f} (trial {int(ok.loc[ok['loss'].idxmin(), 'trial_id'])})" if len(ok) else "-"),
+        "",
+        "front (lower loss for lower cost):",
+        _table(tuner.pareto_front(), tuner.space.names),
+    ]
+    if len(df):
+        shown = df if all_trials else df.tail(15)
+        lines += ["", "trials" + ("" if all_trials else f" (last {len(shown)}; --all for every one)") + ":",
+                  _table(shown, tuner.space.names)]
+    return "\n".join(lines)
+
+
+def _table(df: "pd.DataFrame", names: Sequence[str]) -> str:
+    if df.empty:
+        return "  (none)"
+    cols = ["trial_id", *names, "loss", "cost", "status"]
+    def cell(col: str, v: Any) -> str:
+        if isinstance(v, float) and math.isnan(v):
+            return "-"
+        return f"{v:.4f}" if col == "loss" else fmt(v)
+
+    rows = [[cell(c, v) for c, v in zip(cols, r)] for r in df[cols].itertuples(index=False)]
+    head = ["trial", *[short(n) for n in names], "loss", "cost", "status"]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
+    out = ["  " + "  ".join(h.rjust(w) for h, w in zip(head, widths))]
+    out += ["  " + "  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
+    return "\n".join(out)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    folder = Path(args.path)
+    experiment = Experiment.load(folder)
+    tuner = open_tuner(folder, experiment)
+    label = DEMO_COST_LABEL if experiment.trainable == DEMO_TRAINABLE else f"cost ({experiment.cost})"
+    html = write_report(tuner, folder / "report", title=f"carbs-like: {folder.name}",
+                        verify=read_verify(folder), n_bootstrap=args.bootstrap, cost_label=label)
+    print(f"carbs-like: wrote {html} (open it in a browser) and the figures beside it")
+    return 0
+
+
+def _scaling_values(tuner: Tuner, extra: Sequence[str]) -> dict[str, float]:
+    """``--n-params 7e9 --tokens 1.4e11`` -> ``{"n_params": 7e9, "tokens": 1.4e11}`` (any scaling axis)."""
+    values: dict[str, float] = {}
+    it = iter(extra)
+    for flag in it:
+        if not flag.startswith("--"):
+            raise UsageError(f"unexpected argument {flag!r}; give scaling axes as --NAME VALUE")
+        name, _, inline = flag[2:].partition("=")
+        name = name.replace("-", "_")
+        if name not in tuner.space.scaling:
+            axes = ", ".join("--" + s.replace("_", "-") for s in tuner.space.scaling)
+            raise UsageError(f"unknown option --{name.replace('_', '-')}; the scaling axes are {axes} (or --cost)")
+        raw = inline or next(it, None)
+        try:
+            values[name] = float(raw)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise UsageError(f"--{name.replace('_', '-')} needs a number, got {raw!r}") from None
+        if not (values[name] > 0 and math.isfinite(values[name])):
+            raise UsageError(f"--{name.replace('_', '-')} must be positive, got {raw}")
+    return values
+
+
+def cmd_propose(args: argparse.Namespace, extra: Sequence[str]) -> int:
+    folder = Path(args.path)
+    experiment = Experiment.load(folder)
+    tuner = open_tuner(folder, experiment)
+    scaling = _scaling_values(tuner, extra)
+    if bool(scaling) == (args.cost is not None):
+        axes = " ".join(f"--{s.replace('_', '-')} X" for s in tuner.space.scaling)
+        raise UsageError(f"give the target size ({axes}) or --cost C, not both")
+    pred = predict(fit_law(tuner, n_bootstrap=args.bootstrap), scaling=scaling or None, cost=args.cost)
+    print(format_prediction(pred, tuner))
+    if args.json:
+        print(json.dumps(pred.config, indent=1))
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace, extra: Sequence[str]) -> int:
+    folder = Path(args.path)
+    experiment = Experiment.load(folder)
+    tuner = open_tuner(folder, experiment)
+    scaling = _scaling_values(tuner, extra)
+    if not scaling and args.cost is None:
+        raise UsageError("give the target size (e.g. --n-params 3e6 --tokens 1.5e7) or --cost C")
+    run_verify(tuner, experiment, folder, scaling=scaling or None, cost=args.cost,
+               factors=args.factors, params=args.params, dry_run=args.dry_run, n_bootstrap=args.bootstrap)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    start = time.time()
+    folder = Path(args.path)
+    space = demo_space()
+    experiment = Experiment(space=space.to_dict(), trainable=DEMO_TRAINABLE, trials=args.trials,
+                            budget=args.budget, concurrency=args.concurrency, seed=args.seed,
+                            gpus_per_trial=args.gpus_per_trial, settings=DEMO_SETTINGS)
+    print("carbs-like demo: tuning a tiny transformer LM (byte-level, trained on the Python standard "
+          "library's source) over model size, tokens, lr, batch size and weight decay.", flush=True)
+    tuner = run_experiment(folder, experiment, backend=args.backend)
+    target = demo_target(tuner, factor=10.0)
+    print("\nfitting the scaling law ...", flush=True)
+    try:
+        law = fit_law(tuner, n_bootstrap=args.bootstrap)
+    except UsageError as e:
+        html = write_report(tuner, folder / "report", title=_DEMO_TITLE, verify=read_verify(folder),
+                            cost_label=DEMO_COST_LABEL)
+        print(f"report: {html}\ncarbs-like: no proposal: {e}\nContinue the search: carbs-like demo --trials "
+              f"{totals(tuner)[0] + 16}")
+        return 1
+    pred = predict(law, scaling=target)
+    html = write_report(tuner, folder / "report", title=_DEMO_TITLE, law=law, proposal=pred, target=target,
+                        verify=read_verify(folder), cost_label=DEMO_COST_LABEL)
+    print(f"report: {html}")
+    print("\nproposal for a model 10x larger than any trained (n_params and tokens x10):")
+    print(format_prediction(pred, tuner))
+    axes = " ".join(f"--{k.replace('_', '-')} {v:.3g}" for k, v in target.items())
+    print(f"\ncheck it: carbs-like verify {folder} {axes}\n(demo wall time {clock(time.time() - start)})")
+    return 0
+
+
+_DEMO_TITLE = "carbs-like demo: a tiny LM on the Python standard library"
+DEMO_COST_LABEL = "cost (seconds x devices)"
+
+
+def demo_space() -> SearchSpace:
+    """The demo's space: ``searchspaces/tiny_lm.toml`` in a source checkout, else the built-in copy."""
+    file = _REPO / "searchspaces" / "tiny_lm.toml"
+    if file.is_file():
+        return load_space(file)
+    from ..testing.tinylm import search_space
+
+    return search_space()
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    """Cut a corrupt journal back to its last valid event, keeping a backup of the whole file."""
+    folder = Path(args.path)
+    journal = folder / JOURNAL_FOLDER if (folder / EXPERIMENT_FILE).exists() else folder
+    try:
+        kept, dropped, backup = Tuner.repair(journal)
+    except FileNotFoundError as e:
+        raise UsageError(str(e)) from None
+    except ValueError as e:  # the header itself is unreadable
+        raise UsageError(str(e)) from None
+    if backup is None:
+        print(f"carbs-like: {journal}: the journal is valid ({kept} events); nothing to repair")
+    else:
+        print(f"carbs-like: kept the first {kept} events of {journal}, dropped {dropped} line(s) from the first "
+              f"bad one on; the whole file is backed up at {backup}")
+    return 0
+
+
+# ------------------------------------------------------------------------ parser --------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="carbs-like",
+        description="Cost-aware hyperparameter search that learns scaling laws and proposes "
+                    "hyperparameters for larger models.",
+    )
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def limits(q: argparse.ArgumentParser, *, trials: int, budget: float | None, concurrency: int) -> None:
+        q.add_argument("--trials", type=int, default=trials, help=f"total trials (default {trials})")
+        q.add_argument("--budget", type=float, default=budget,
+                       help="stop once the summed cost reaches this" + (f" (default {budget:g})" if budget else ""))
+        q.add_argument("--concurrency", type=int, default=concurrency, help=f"trials at once (default {concurrency})")
+        q.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPUs per trial (Ray; default 0)")
+        q.add_argument("--backend", choices=["auto", "ray", "local"], default="auto",
+                       help="ray (Ray Tune + CarbsSearcher), local (process pool), auto: ray when installed")
+        q.add_argument("--seed", type=int, default=0)
+
+    def bootstrap(q: argparse.ArgumentParser, default: int = 32) -> None:
+        q.add_argument("--bootstrap", type=int, default=default,
+                       help=f"scaling-law refits behind the uncertainty bands (default {default}; fewer is faster)")
+
+    q = sub.add_parser("demo", help="tune a tiny LM on this machine (~10 min on 2 cores), report, propose 10x")
+    q.add_argument("--path", default="runs/demo", help="experiment folder (default runs/demo)")
+    # 60 trials: the scaling law needs >= 32 successful runs; ~5-8 min of training on 2 idle cores
+    # (measured: 48 trials took 2511 trial-seconds on 2 cores shared ~4x, i.e. ~450 s unshared).
+    # No cost budget by default: cost is measured seconds, so a busy machine would stop too early.
+    limits(q, trials=60, budget=None, concurrency=2)
+    bootstrap(q, 16)
+    q.set_defaults(func=cmd_demo)
+
+    q = sub.add_parser("tune", help="tune a trainable over a search-space file (resumes on the same --path)")
+    q.add_argument("space_file", metavar="SPACE_FILE", help="a .toml/.yaml/.json search space (see searchspaces/)")
+    q.add_argument("--trainable", required=True, help="module:function taking a config dict, returning {loss, cost}")
+    q.add_argument("--path", default=None, help="experiment folder (default runs/<space file name>)")
+    q.add_argument("--metric", default="loss", help="result key of the loss to minimise (default loss)")
+    q.add_argument("--cost-key", default="cost", help="result key of the cost (default cost; else wall seconds)")
+    q.add_argument("--cpus-per-trial", type=int, default=1)
+    limits(q, trials=50, budget=None, concurrency=2)
+    q.set_defaults(func=cmd_tune)
+
+    q = sub.add_parser("status", help="table of trials and the front")
+    q.add_argument("path", metavar="PATH")
+    q.add_argument("--all", action="store_true", help="list every trial")
+    q.set_defaults(func=cmd_status)
+
+    q = sub.add_parser("report", help="write PATH/report/report.html and its figures")
+    q.add_argument("path", metavar="PATH")
+    bootstrap(q)
+    q.set_defaults(func=cmd_report)
+
+    target_help = ("The target size is --NAME VALUE for each scaling axis of the experiment's space, e.g. "
+                   "--n-params 2e6 --tokens 1e7 (values may lie far beyond the searched ranges).")
+    q = sub.add_parser("propose", help="config for a larger run: --n-params N --tokens D (any scaling axis) or --cost C",
+                       epilog=target_help)
+    q.add_argument("path", metavar="PATH")
+    q.add_argument("--cost", type=float, default=None, help="compute-optimal config for this budget")
+    q.add_argument("--json", action="store_true", help="also print the config as JSON")
+    bootstrap(q)
+    q.set_defaults(func=cmd_propose, takes_extra=True)
+
+    q = sub.add_parser("verify", help="train the proposal and perturbations of it at the target size",
+                       epilog=target_help + " It prints the predicted time first; --dry-run stops there.")
+    q.add_argument("path", metavar="PATH")
+    q.add_argument("--cost", type=float, default=None)
+    q.add_argument("--params", nargs="+", default=["lr"],
+                   help="params to perturb, e.g. lr batch_size weight_decay (default lr)")
+    q.add_argument("--factors", nargs="+", type=float, default=[0.5, 2.0], help="multipliers (default 0.5 2)")
+    q.add_argument("--dry-run", action="store_true", help="print the plan and its estimated time only")
+    bootstrap(q)
+    q.set_defaults(func=cmd_verify, takes_extra=True)
+
+    q = sub.add_parser("repair", help="cut a corrupt journal back to its last valid event (keeps a backup)")
+    q.add_argument("path", metavar="PATH", help="an experiment folder, or a journal folder")
+    q.set_defaults(func=cmd_repair)
+    return p
+
+
+def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``carbs-like`` command; returns the exit status."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _sigterm_as_interrupt)  # `kill` stops as cleanly as Ctrl-C
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    debug = args.debug or "--debug" in extra
+    extra = [a for a in extra if a != "--debug"]
+    try:
+        if getattr(args, "takes_extra", False):
+            return args.func(args, extra)
+        if extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        if args.command == "tune" and args.path is None:
+            args.path = str(Path("runs") / Path(args.space_file).stem)
+        return args.func(args)
+    except UsageError as e:
+        if debug:
+            raise
+        print(f"carbs-like: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ncarbs-like: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""What to ask next: the space-filling start, a rerun of a front point, or the acquisition.
+
+The :class:`~carbs_like.tuner.Tuner` owns the state (random generators, observations, pending
+trials) and passes it in; this module decides, and changes nothing but the generators it is given
+and the Sobol position in ``start``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from .acquisition import Geometry, NumericalFault, rerun_options, suggest
+from .settings import TunerSettings
+from .space import SearchSpace
+from .surrogate import Surrogate
+from .trial import ObservedData
+
+__all__ = ["Choice", "Start", "next_config"]
+
+
+@dataclass
+class Start:
+    """The scrambled Sobol sequence of the start design: its seed and how many points were drawn."""
+
+    seed: int
+    drawn: int = 0
+
+    def draw(self, space: SearchSpace, exclude: set) -> dict[str, Any]:
+        """The next Sobol point whose config was not observed or asked yet."""
+        for _ in range(1000):
+            U = space.sobol(1, seed=self.seed, skip=self.drawn)
+            self.drawn += 1
+            if space.keys(U)[0] not in exclude:
+                return space.to_configs(U)[0]
+        raise RuntimeError("1000 Sobol points in a row repeat observed configs: the space is too small to search")
+
+
+@dataclass
+class Choice:
+    """A config to ask, or (``repeat_of``) the index of an observation to run again."""
+
+    config: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    repeat_of: int | None = None
+
+
+def next_config(
+    space: SearchSpace,
+    settings: TunerSettings,
+    data: ObservedData,
+    pending: Sequence[Mapping[str, Any]],
+    *,
+    fitted: Callable[[], Surrogate] | None,
+    rng: np.random.Generator,
+    start: Start,
+    geometry: Geometry,
+    band_position: float,
+    rerun_ready: bool,
+) -> Choice:
+    """Choose the next trial.
+
+    Args:
+        fitted: returns the surrogate for ``data``; None while in the start design.
+        rerun_ready: enough observations that re-running a front point may be worth it.
+    """
+    X_pending = space.to_search(list(pending)) if pending else torch.empty(0, space.dim, dtype=torch.float64)
+    exclude = set(space.keys(torch.cat([data.X, X_pending]))) if len(data) + len(pending) else set()
+    if fitted is None:
+        return Choice(start.draw(space, exclude), {"source": "sobol"})
+
+    surrogate = fitted()
+    meta: dict[str, Any] = {}
+    if surrogate.notes:
+        meta["model_notes"] = list(surrogate.notes)
+        for note in surrogate.notes:
+            warnings.warn(f"carbs_like: {note}", RuntimeWarning, stacklevel=4)
+
+    p = settings.rerun_probability
+    if rerun_ready and p > 0 and rng.random() < p:
+        pending_keys = set(space.keys(X_pending)) if pending else set()
+        options = rerun_options(data, space.keys(data.X), max_repeats=settings.max_repeats, exclude=pending_keys)
+        if options:
+            return Choice(repeat_of=options[int(rng.integers(len(options)))])
+
+    generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
+    cap = settings.max_suggestion_cost
+    try:
+        sug = suggest(
+            surrogate,
+            data,
+            X_pending,
+            geometry=geometry,
+            exclude=exclude,
+            generator=generator,
+            n_candidates=settings.n_candidates,
+            sobol_fraction=settings.sobol_fraction,
+            max_log_cost=math.log(cap) if cap is not None else None,
+            band_width=settings.cost_band,
+            band_position=band_position,
+        )
+    except NumericalFault as e:
+        # The one fallback to a space-filling point: only for this fault, and reported.
+        warnings.warn(f"carbs_like: {e}; asked a Sobol point instead", RuntimeWarning, stacklevel=4)
+        return Choice(start.draw(space, exclude), {**meta, "source": "sobol", "fallback": str(e)})
+    predictions = {"predicted_loss": sug.predicted_loss, "predicted_cost": sug.predicted_cost,
+                   "p_success": sug.p_success}
+    # JSON (journal, save) has no inf/NaN: an overflowing prediction (exp of a huge log cost) is None.
+    meta.update(source="acquisition")
+    meta.update({k: v if v is None or math.isfinite(v) else None for k, v in predictions.items()})
+    if sug.note:
+        meta["note"] = sug.note
+        warnings.warn(f"carbs_like: {sug.note}", RuntimeWarning, stacklevel=4)
+    return Choice(space.to_configs(sug.x)[0], meta)
