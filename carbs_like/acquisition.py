@@ -1,20 +1,23 @@
-"""The front, candidates around it, and the cost-aware score: the one acquisition path.
+"""The acquisition: BoTorch's log expected (hypervolume) improvement, weighted by success.
 
-Following CARBS (Fetterman et al. 2023, arXiv 2306.08055), candidates are drawn around points of
-the current Pareto front of loss against cost, plus a space-filling Sobol share of the whole
-nominal box (so the entire range keeps being explored). Each candidate ``x`` is scored by
+The next point maximises, over the search space,
 
-    log EI(x | front loss at cost <= predicted cost(x)) + log P(success | x)
+* where the cost varies (the usual case): BoTorch's ``qLogExpectedHypervolumeImprovement`` of
+  the front of (warped loss, log cost), both minimised (Daulton et al. 2020; the log form of
+  Ament et al. 2023 keeps gradients alive far from the front). Improving the front anywhere
+  counts, the cheap end as much as the expensive one, so no cost bands are needed;
+* where it barely varies (``FLAT_LOG_COST``): ``qLogExpectedImprovement`` of the loss;
 
-i.e. its expected improvement over what the front already achieves at its own predicted cost,
-times its probability of not failing. Improvements at different costs are not comparable (a loss
-unit is worth more near the best loss), so an argmax over all costs drifts to one end of the
-front. Each ask therefore draws a *cost band* log-uniformly over the predicted cost range of the
-box (capped by ``max_suggestion_cost``) and maximises the score within it: over many asks the
-front is extended and improved at every cost, and every scale gets near-optimal runs, which the
-scaling laws need. The best candidates are refined with a second, narrower
-round of perturbations, and the winner is chosen among the top few by sampling in proportion to
-the score, which keeps some exploration (argmax-only search hugs the boundaries of the box).
+plus ``log P(success | x)`` from the failure model, and ``log P(cost <= max_suggestion_cost)``
+when there is a cap. Pending trials are fantasised at their predicted loss (kriging believer):
+the loss GP is conditioned on them and their predicted points join the front, so parallel asks
+spread out at a cost linear, not exponential, in their number.
+
+The maximisation follows BoTorch's ``optimize_acqf``: raw samples (Sobol over the box and
+perturbations of the front, in the spirit of CARBS, Fetterman et al. 2023), then L-BFGS-B
+(``gen_candidates_scipy``) from the best few, with one-hot choice columns held fixed; then the
+points are rounded (integers, one-hot) and the best one that repeats no observed or pending
+config wins.
 
 Everything here works on float64 search-space tensors; no param names.
 """
@@ -22,6 +25,7 @@ Everything here works on float64 search-space tensors; no param names.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
@@ -32,53 +36,39 @@ from .surrogate import Surrogate
 from .trial import ObservedData
 
 __all__ = [
-    "CostBand",
+    "FLAT_LOG_COST",
     "Geometry",
     "NumericalFault",
     "Suggestion",
-    "band_position",
+    "acquisition_function",
     "candidates",
-    "choose",
-    "cost_band",
-    "expected_improvement",
-    "front_loss_at",
-    "log_expected_improvement",
     "pareto_mask",
+    "rerun_informative",
     "rerun_options",
-    "score",
     "suggest",
 ]
 
 # --- the constants of the search, each with its reason -------------------------------------
-# Cost bands of successive asks follow a golden-ratio (Weyl) sequence: the most even cover of
-# [0, 1) by a sequence that never knows how long it will run.
-GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
-# Each seed offsets that sequence by seed x 1/rho (rho the plastic number, the R2 sequence's
-# first coefficient): offsets of neighbouring seeds are far apart and never repeat.
-SEED_OFFSET = 0.7548776662466927
-# The box's predicted cost range is measured at this many Sobol points (enough to find its ends
-# to a few % of the range; the cost model is cheap to evaluate).
-N_BOX_POINTS = 256
-# Costs that vary by less than this in log (about 10 %) across the box get no bands: the cost
-# model's noise would otherwise decide which candidates win.
+# Observed costs that vary by less than this in log (about 10 %) make the cost an unreliable
+# second objective: the cost model's noise would decide. Then only the loss is improved.
 FLAT_LOG_COST = 0.1
-# Anchors near the band: observations within this many band half-widths of its centre.
-NEAR_BAND = 3.0
-# Outside its band a candidate loses this much log score per band width of distance: far more
-# than any difference in log EI, so a candidate inside the band always wins, and if none lands
-# inside, the closest good candidates do.
-OUTSIDE_BAND_PENALTY = 50.0
-# Perturbation radii (search-space units, log-uniform) of the first round around anchors and of
-# the second, refining round around the best few; the refining round scores a quarter as many.
+# Quasi-MC samples of the posterior per acquisition value (BoTorch's default for q = 1 is 512;
+# 128 keeps an ask fast and its estimate within a few % where it matters, near the maximum).
+N_MC_SAMPLES = 128
+# L-BFGS-B restarts from the best raw samples, and their iterations.
+N_RESTARTS = 4
+MAXITER = 50
+# The hypervolume's reference point lies this share of each objective's observed range beyond
+# its worst observed value (the usual nadir-plus-margin choice), so the front's end points count.
+REF_MARGIN = 0.1
+# Perturbations around the front: radii (search-space units, log-uniform); each dimension moves
+# with probability 1/2, each choice flips with 1/5.
 LOCAL_RADIUS = (0.01, 0.3)
-REFINE_RADIUS = (0.003, 0.05)
-N_REFINE_ANCHORS = 10
-REFINE_SHARE = 0.25
-# Each dimension of a perturbation moves with probability 1/2, each choice flips with 1/5.
 P_MOVE, P_FLIP = 0.5, 0.2
-
-_SQRT2 = math.sqrt(2.0)
-_LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+# A front point is worth re-running only while the noise variance (in standardised units, where
+# the data have variance ~1) is at least this: estimated from repeated runs once there are any
+# (on a deterministic objective they agree exactly), from the loss GP's fitted noise before.
+NOISE_FOR_RERUN = 0.01
 
 
 def pareto_mask(loss: Tensor, cost: Tensor) -> Tensor:
@@ -99,45 +89,6 @@ def pareto_mask(loss: Tensor, cost: Tensor) -> Tensor:
     strict = (cost.unsqueeze(0) < cost.unsqueeze(1)) | (loss.unsqueeze(0) < loss.unsqueeze(1))
     dominated = (le_cost & le_loss & strict).any(dim=1)
     return ~dominated
-
-
-def front_loss_at(front_cost: Tensor, front_loss: Tensor, cost: Tensor, *, empty: float) -> Tensor:
-    """The front's best loss among points costing at most ``cost``.
-
-    Args:
-        front_cost: `k` costs of the reference points (any order).
-        front_loss: `k` their losses.
-        cost: `m` query costs.
-        empty: the value where no reference point is that cheap.
-
-    Returns:
-        `m` losses.
-    """
-    order = torch.argsort(front_cost)
-    c = front_cost[order]
-    running = torch.cummin(front_loss[order], dim=0).values
-    idx = torch.searchsorted(c, cost, right=True) - 1
-    out = running[idx.clamp_min(0)]
-    return torch.where(idx >= 0, out, torch.full_like(out, empty))
-
-
-def log_expected_improvement(mean: Tensor, std: Tensor, best: Tensor) -> Tensor:
-    """log E[max(best - Y, 0)] for Y ~ N(mean, std^2), stable far into the tails (minimisation)."""
-    u = (best - mean) / std
-    normal = torch.distributions.Normal(torch.zeros_like(u), torch.ones_like(u))
-    # h(u) = u Phi(u) + phi(u); for u << 0 use the asymptotic phi(u) / u^2 (1 - 3/u^2).
-    safe = u > -6.0
-    u_s = torch.where(safe, u, torch.zeros_like(u))
-    h = u_s * normal.cdf(u_s) + torch.exp(normal.log_prob(u_s))
-    log_h_safe = torch.log(h.clamp_min(1e-300))
-    u_t = torch.where(safe, -torch.ones_like(u) * 6.0, u)
-    log_h_tail = -0.5 * u_t**2 - _LOG_SQRT_2PI - 2 * torch.log(-u_t) + torch.log1p(-3 / u_t**2)
-    return torch.log(std) + torch.where(safe, log_h_safe, log_h_tail)
-
-
-def expected_improvement(mean: Tensor, std: Tensor, best: Tensor) -> Tensor:
-    """E[max(best - Y, 0)] for Y ~ N(mean, std^2)."""
-    return torch.exp(log_expected_improvement(mean, std, best))
 
 
 class NumericalFault(RuntimeError):
@@ -172,36 +123,7 @@ class Suggestion:
     log_score: float | None
     n_candidates: int
     note: str | None = None
-
-
-def band_position(k: int, *, seed: int) -> float:
-    """The k-th point of a golden-ratio (Weyl) sequence in ``[0, 1)``, offset by the seed: cost
-    bands of successive asks that cover the cost range evenly, with no clumps."""
-    return ((seed * SEED_OFFSET) % 1.0 + k * GOLDEN) % 1.0
-
-
-@dataclass(frozen=True)
-class CostBand:
-    """The log-cost window of one ask: ``center +- half``; ``active`` False when costs barely vary."""
-
-    center: float
-    half: float
-    active: bool
-
-    def distance(self, log_cost: Tensor) -> Tensor:
-        """How far outside the band each log cost lies, in band widths (0 inside)."""
-        return ((log_cost - self.center).abs() - self.half).clamp_min(0) / self.half
-
-
-def cost_band(model: Surrogate, geometry: Geometry, generator: torch.Generator, *, position: float,
-              width: float, max_log_cost: float | None) -> CostBand:
-    """The cost band at ``position`` in ``[0, 1]`` along the box's predicted log-cost range
-    (capped by ``max_log_cost``), ``width`` of that range wide."""
-    box_cost = model.log_cost(geometry.round(_sobol(N_BOX_POINTS, geometry, generator)))
-    lo, hi = float(box_cost.min()), float(box_cost.max())
-    if max_log_cost is not None:
-        hi = max(min(hi, max_log_cost), lo)
-    return CostBand(center=lo + position * (hi - lo), half=width * (hi - lo) / 2, active=hi - lo > FLAT_LOG_COST)
+    kind: str | None = None
 
 
 def _perturb(anchors: Tensor, n: int, *, radius: tuple[float, float], geometry: Geometry,
@@ -232,16 +154,6 @@ def _sobol(n: int, geometry: Geometry, generator: torch.Generator) -> Tensor:
     return torch.quasirandom.SobolEngine(d, scramble=True, seed=seed).draw(n, dtype=torch.float64)
 
 
-def _anchors(data: ObservedData, z_obs: Tensor, log_cost_obs: Tensor, band: CostBand, *, top_k: int) -> Tensor:
-    """The points candidates are drawn around: the front, plus the best observations near the band."""
-    ok = data.ok
-    on_front = pareto_mask(z_obs, log_cost_obs)
-    near = (log_cost_obs - band.center).abs() <= NEAR_BAND * band.half if band.active else torch.ones_like(on_front)
-    best_near = torch.nonzero(near).squeeze(-1)
-    best_near = best_near[torch.argsort(z_obs[best_near])[:top_k]]
-    return torch.cat([data.X[ok][on_front], data.X[ok][best_near]])
-
-
 def candidates(anchors: Tensor, n: int, *, geometry: Geometry, generator: torch.Generator,
                sobol_fraction: float) -> Tensor:
     """`n x d` first-round candidates: perturbations of the anchors, and a ``sobol_fraction``
@@ -251,68 +163,6 @@ def candidates(anchors: Tensor, n: int, *, geometry: Geometry, generator: torch.
         _perturb(anchors, n - n_sobol, radius=LOCAL_RADIUS, geometry=geometry, generator=generator),
         _sobol(n_sobol, geometry, generator),
     ])
-
-
-@dataclass(frozen=True)
-class Scores:
-    """Candidates (rounded) and their log scores; NaN scores are already ``-inf``, and counted."""
-
-    X: Tensor
-    log_score: Tensor
-    n_nan: int
-
-
-def score(model: Surrogate, X: Tensor, *, geometry: Geometry, front: tuple[Tensor, Tensor, float] | None,
-          band: CostBand, max_log_cost: float | None) -> Scores:
-    """``log EI(x | the front's loss at x's predicted cost) + log P(success | x)``, penalised
-    outside the cost band and ``-inf`` above ``max_log_cost``.
-
-    Args:
-        front: ``(log costs, warped losses, value where no front point is that cheap)`` of the
-            denoised front, or None before any model (then every candidate improves on 0).
-    """
-    X = geometry.round(X)
-    mean, std = model.loss(X)
-    log_cost = model.log_cost(X)
-    target = front_loss_at(front[0], front[1], log_cost, empty=front[2]) if front else torch.zeros_like(mean)
-    s = log_expected_improvement(mean, std, target) + torch.log(model.p_success(X).clamp_min(1e-12))
-    if band.active:
-        s = s - OUTSIDE_BAND_PENALTY * band.distance(log_cost)
-    if max_log_cost is not None:
-        s = torch.where(log_cost <= max_log_cost, s, torch.full_like(s, -math.inf))
-    nan = torch.isnan(s)
-    return Scores(X=X, log_score=torch.where(nan, torch.full_like(s, -math.inf), s), n_nan=int(nan.sum()))
-
-
-def choose(scores: Scores, *, exclude: Collection[tuple[float, ...]], geometry: Geometry,
-           generator: torch.Generator, top_k: int) -> tuple[int, Tensor, Tensor]:
-    """The index of the winner among candidates not in ``exclude`` (nor repeated): sampled among
-    the ``top_k`` scores in proportion to the score, which keeps some exploration (argmax-only
-    search hugs the boundaries of the box); -1 when no fresh candidate has a finite score. Also
-    returns the scores with repeats masked, and which candidates are fresh.
-
-    Raises:
-        RuntimeError: every candidate repeats an excluded config.
-    """
-    keys = geometry.keys(scores.X)
-    seen: set[tuple[float, ...]] = set(exclude)
-    fresh = torch.zeros(len(keys), dtype=torch.bool)
-    for i, k in enumerate(keys):
-        if k not in seen:
-            fresh[i] = True
-            seen.add(k)
-    if not bool(fresh.any()):
-        raise RuntimeError(
-            "every candidate repeats an observed or pending config: the space is exhausted "
-            "(widen the bounds, or drop integer multiples that make it too coarse)"
-        )
-    s = torch.where(fresh, scores.log_score, torch.full_like(scores.log_score, -math.inf))
-    if not bool(torch.isfinite(s).any()):
-        return -1, s, fresh
-    k = min(top_k, int(torch.isfinite(s).sum()))
-    top_s, top_i = torch.topk(s, k)
-    w = torch.softmax(top_s - top_s.max(), dim=0)
-    return int(top_i[torch.multinomial(w, 1, generator=generator)]), s, fresh
 
 
 def rerun_options(data: ObservedData, keys: Sequence[tuple[float, ...]], *, max_repeats: int,
@@ -331,6 +181,122 @@ def rerun_options(data: ObservedData, keys: Sequence[tuple[float, ...]], *, max_
     return [i for i, f in zip(ok, on_front.tolist()) if f and counts[keys[i]] < max_repeats and keys[i] not in exclude]
 
 
+def rerun_informative(surrogate: Surrogate, data: ObservedData, keys: Sequence[tuple[float, ...]]) -> bool:
+    """Whether a rerun would tell something new. Once some config has been run twice, the spread
+    of its repeats decides (identical repeats: the objective is deterministic, never again);
+    before that, the loss GP's fitted noise does. Both in warped, standardised loss units."""
+    if surrogate.loss_model is None or surrogate.warp is None:
+        return False
+    runs: dict[tuple[float, ...], list[float]] = {}
+    z = surrogate.warp(data.loss)
+    for i in torch.nonzero(data.ok).squeeze(-1).tolist():
+        runs.setdefault(keys[i], []).append(float(z[i]))
+    repeats = [torch.tensor(v, dtype=torch.float64) for v in runs.values() if len(v) > 1]
+    if repeats:
+        pooled = sum(float(((r - r.mean()) ** 2).sum()) for r in repeats) / sum(len(r) - 1 for r in repeats)
+        return pooled >= NOISE_FOR_RERUN
+    return float(surrogate.loss_model.likelihood.noise.detach().reshape(-1)[0]) >= NOISE_FOR_RERUN
+
+
+class _Weighted:
+    """A BoTorch acquisition function (log scale) plus ``log P(success)`` and the cost-cap term."""
+
+    def __init__(self, base, surrogate: Surrogate, max_log_cost: float | None) -> None:
+        from botorch.acquisition import AcquisitionFunction
+
+        class Weighted(AcquisitionFunction):
+            def __init__(self) -> None:
+                super().__init__(model=base.model)
+                self.base = base
+
+            def forward(self, X: Tensor) -> Tensor:
+                value = self.base(X)
+                flat = X.reshape(-1, X.shape[-1])
+                value = value + torch.log(surrogate.p_success(flat).clamp_min(1e-12)).reshape(X.shape[:-1]).sum(-1)
+                if max_log_cost is not None and surrogate.cost_model is not None:
+                    post = surrogate.cost_model.posterior(flat)
+                    cap = (max_log_cost - surrogate.cost_scale.mean) / surrogate.cost_scale.std
+                    u = (cap - post.mean.reshape(-1)) / post.variance.reshape(-1).clamp_min(1e-12).sqrt()
+                    value = value + torch.special.log_ndtr(u).reshape(X.shape[:-1]).sum(-1)
+                return value
+
+        self.function = Weighted()
+
+
+def acquisition_function(surrogate: Surrogate, data: ObservedData, X_pending: Tensor, *,
+                         generator: torch.Generator, max_log_cost: float | None = None,
+                         best_loss_only: bool = False):
+    """The BoTorch acquisition function of this ask (see the module docstring) and its kind,
+    ``"log_ehvi"`` or ``"log_ei"``."""
+    from botorch.acquisition import qLogExpectedImprovement
+    from botorch.acquisition.multi_objective import qLogExpectedHypervolumeImprovement
+    from botorch.acquisition.multi_objective.objective import WeightedMCMultiOutputObjective
+    from botorch.acquisition.objective import GenericMCObjective
+    from botorch.models import ModelListGP
+    from botorch.sampling import SobolQMCNormalSampler
+    from botorch.utils.multi_objective.box_decompositions import FastNondominatedPartitioning
+
+    ok = data.ok
+    model = surrogate.with_pending(X_pending)
+    z = surrogate.warp(data.loss[ok])
+    log_cost = torch.log(data.cost[ok])
+    if X_pending.shape[0]:  # pending points, at their predicted outcomes, join the front
+        z = torch.cat([z, surrogate.loss(X_pending)[0]])
+        log_cost = torch.cat([log_cost, surrogate.log_cost(X_pending)])
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+    sampler = SobolQMCNormalSampler(sample_shape=torch.Size([N_MC_SAMPLES]), seed=seed)
+    spread = float(torch.log(data.cost[ok]).max() - torch.log(data.cost[ok]).min())
+    if surrogate.cost_model is None or spread < FLAT_LOG_COST or best_loss_only:
+        base = qLogExpectedImprovement(model.loss_model, best_f=float(-z.min()), sampler=sampler,
+                                       objective=GenericMCObjective(lambda Y, X=None: -Y[..., 0]))
+        return _Weighted(base, surrogate, max_log_cost).function, "log_ei"
+    c = (log_cost - surrogate.cost_scale.mean) / surrogate.cost_scale.std
+    Y = -torch.stack([z, c], -1)  # BoTorch maximises
+    worst, best = Y.min(0).values, Y.max(0).values
+    ref = worst - REF_MARGIN * (best - worst).clamp_min(1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ModelListGP of models with a custom mean
+        models = ModelListGP(model.loss_model, surrogate.cost_model)
+    base = qLogExpectedHypervolumeImprovement(
+        models, ref_point=ref.tolist(), partitioning=FastNondominatedPartitioning(ref_point=ref, Y=Y),
+        sampler=sampler, objective=WeightedMCMultiOutputObjective(torch.tensor([-1.0, -1.0], dtype=Y.dtype)),
+    )
+    return _Weighted(base, surrogate, max_log_cost).function, "log_ehvi"
+
+
+def _bounds(geometry: Geometry, X: Tensor) -> Tensor:
+    """`2 x d` box of the optimisation: the nominal unit box widened to the observed points,
+    inside the hard limits."""
+    lo = torch.minimum(torch.zeros(X.shape[-1], dtype=X.dtype), X.min(0).values if len(X) else 0.0)
+    hi = torch.maximum(torch.ones(X.shape[-1], dtype=X.dtype), X.max(0).values if len(X) else 1.0)
+    return torch.stack([torch.maximum(lo, geometry.limits[0]), torch.minimum(hi, geometry.limits[1])])
+
+
+def _evaluate(acqf, X: Tensor, batch: int = 512) -> Tensor:
+    if X.shape[0] == 0:
+        return torch.empty(0, dtype=X.dtype)
+    with torch.no_grad():
+        return torch.cat([acqf(X[i : i + batch].unsqueeze(1)) for i in range(0, X.shape[0], batch)])
+
+
+def _refine(acqf, starts: Tensor, bounds: Tensor, geometry: Geometry) -> Tensor:
+    """L-BFGS-B from each start (BoTorch's ``gen_candidates_scipy``), one-hot columns fixed."""
+    from botorch.generation.gen import gen_candidates_scipy
+
+    choice_cols = [j for a, b in geometry.choice_blocks for j in range(a, b)]
+    groups = [starts[i : i + 1] for i in range(starts.shape[0])] if choice_cols else [starts]
+    out = []
+    for g in groups:
+        fixed = {j: float(g[0, j]) for j in choice_cols} or None
+        X0 = g.clamp(bounds[0], bounds[1]).unsqueeze(1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # optimizer warnings (e.g. an early stop) change nothing here
+            X, _ = gen_candidates_scipy(X0, acqf, lower_bounds=bounds[0], upper_bounds=bounds[1],
+                                        fixed_features=fixed, options={"maxiter": MAXITER})
+        out.append(X.detach().squeeze(1))
+    return torch.cat(out)
+
+
 def suggest(
     surrogate: Surrogate,
     data: ObservedData,
@@ -342,11 +308,9 @@ def suggest(
     n_candidates: int = 2000,
     sobol_fraction: float = 0.2,
     max_log_cost: float | None = None,
-    top_k: int = 5,
-    band_width: float = 0.1,
-    band_position: float | None = None,
+    best_loss_only: bool = False,
 ) -> Suggestion:
-    """Choose the next point to evaluate: cost band, candidates, score, refine, choice.
+    """Choose the next point to evaluate: raw samples, L-BFGS-B from the best, rounding, choice.
 
     Args:
         surrogate: the fitted models (without the pending points: they are added here).
@@ -355,61 +319,69 @@ def suggest(
         geometry: the search space's shape (limits, choices, rounding).
         exclude: keys of configs never to suggest (observed and pending ones).
         generator: the caller's random generator; no global RNG is used.
-        n_candidates: candidates scored in the first round.
-        sobol_fraction: share of first-round candidates drawn over the whole nominal box.
-        max_log_cost: drop candidates whose predicted log cost exceeds this.
-        top_k: the winner is sampled among the ``top_k`` scores, in proportion to the score.
-        band_width: width of the ask's cost band, as a fraction of the box's log-cost range.
-        band_position: where in ``[0, 1]`` along the log-cost range this ask's band lies; drawn
-            at random if None. Successive asks should pass a low-discrepancy sequence (see
-            :func:`band_position`) so that bands cover the range evenly.
+        n_candidates: raw samples scored before the gradient steps.
+        sobol_fraction: share of raw samples drawn over the whole nominal box.
+        max_log_cost: weight candidates by the probability that their log cost stays under this.
+        best_loss_only: improve the best loss (the front's expensive end) rather than the front.
 
     Returns:
         A :class:`Suggestion`; ``x`` is a rounded `d` tensor whose key is not in ``exclude``.
     """
-    model = surrogate.with_pending(X_pending)
-    # Denoised front: the GP's mean at the observed points, against their observed cost.
-    front = None
-    if model.loss_model is not None and int(data.ok.sum()) > 0:
-        z_obs, _ = surrogate.loss(data.X[data.ok])
-        front = (torch.log(data.cost[data.ok]), z_obs, float(z_obs.max()))
-    if band_position is None:
-        band_position = float(torch.rand(1, generator=generator, dtype=torch.float64))
-    band = cost_band(model, geometry, generator, position=band_position, width=band_width, max_log_cost=max_log_cost)
-
-    if front is not None:
-        anchors = _anchors(data, front[1], front[0], band, top_k=top_k)
-    else:
-        anchors = data.X if len(data) else _sobol(1, geometry, generator)
-    first = score(model, candidates(anchors, n_candidates, geometry=geometry, generator=generator,
-                                    sobol_fraction=sobol_fraction),
-                  geometry=geometry, front=front, band=band, max_log_cost=max_log_cost)
-    best = torch.topk(first.log_score, min(N_REFINE_ANCHORS, first.log_score.numel())).indices
-    refined = score(model, _perturb(first.X[best], max(int(n_candidates * REFINE_SHARE), 1), radius=REFINE_RADIUS,
-                                    geometry=geometry, generator=generator),
-                    geometry=geometry, front=front, band=band, max_log_cost=max_log_cost)
-    scores = Scores(X=torch.cat([first.X, refined.X]), log_score=torch.cat([first.log_score, refined.log_score]),
-                    n_nan=first.n_nan + refined.n_nan)
-
-    i, s, fresh = choose(scores, exclude=exclude, geometry=geometry, generator=generator, top_k=top_k)
+    acqf, kind = acquisition_function(surrogate, data, X_pending, generator=generator, max_log_cost=max_log_cost,
+                                      best_loss_only=best_loss_only)
+    front = data.X[data.ok][pareto_mask(data.loss[data.ok], data.cost[data.ok])]
+    raw = candidates(front if len(front) else data.X, n_candidates, geometry=geometry, generator=generator,
+                     sobol_fraction=sobol_fraction)
+    raw = geometry.round(raw.clamp(geometry.limits[0], geometry.limits[1]))
+    values = _evaluate(acqf, raw)
+    finite = torch.isfinite(values)
+    n_nan = int(torch.isnan(values).sum())
+    if not bool(finite.any()):
+        raise NumericalFault(f"{n_nan} of {raw.shape[0]} candidates scored NaN (a numerical fault in the models); "
+                             "no candidate has a finite score")
+    starts = raw[torch.topk(torch.where(finite, values, -math.inf), min(N_RESTARTS, int(finite.sum()))).indices]
+    refined = geometry.round(_refine(acqf, starts, _bounds(geometry, data.X), geometry))
+    X = torch.cat([refined, raw])
+    values = torch.cat([_evaluate(acqf, refined), values])
+    i = _best_fresh(X, values, exclude=exclude, geometry=geometry)
+    x = X[i : i + 1]
+    mean, _ = surrogate.loss(x)
     note = None
-    if scores.n_nan:
-        note = f"{scores.n_nan} of {scores.X.shape[0]} candidates scored NaN (a numerical fault in the models); skipped them"
-        if i < 0:
-            raise NumericalFault(note.replace("skipped them", "no candidate has a finite score"))
-    if i < 0:
-        # Nothing under the cost cap: take the cheapest fresh candidate and say so.
-        log_cost = model.log_cost(scores.X)
-        i = int(torch.argmin(torch.where(fresh, log_cost, torch.full_like(log_cost, math.inf))))
-        note = "no candidate is predicted under max_suggestion_cost; chose the cheapest"
-    x = scores.X[i : i + 1]
-    mean, _ = model.loss(x)
+    if n_nan:
+        note = f"{n_nan} of {raw.shape[0]} candidates scored NaN (a numerical fault in the models); skipped them"
+    if max_log_cost is not None and float(surrogate.log_cost(x)) > max_log_cost:
+        note = "no candidate is predicted under max_suggestion_cost; chose the likeliest"
+    value = float(values[i])
     return Suggestion(
         x=x[0],
         predicted_loss=float(surrogate.warp.inverse(mean)) if surrogate.warp is not None else None,
-        predicted_cost=float(torch.exp(model.log_cost(x))) if model.cost_model is not None else None,
-        p_success=float(model.p_success(x)),
-        log_score=float(s[i]) if math.isfinite(float(s[i])) else None,
-        n_candidates=scores.X.shape[0],
+        predicted_cost=float(torch.exp(surrogate.log_cost(x))) if surrogate.cost_model is not None else None,
+        p_success=float(surrogate.p_success(x)),
+        log_score=value if math.isfinite(value) else None,
+        n_candidates=X.shape[0],
         note=note,
+        kind=kind,
     )
+
+
+def _best_fresh(X: Tensor, values: Tensor, *, exclude: Collection[tuple[float, ...]], geometry: Geometry) -> int:
+    """The index of the best-scoring row that repeats no excluded config (nor an earlier row).
+
+    Raises:
+        RuntimeError: every row repeats an excluded config.
+    """
+    seen: set[tuple[float, ...]] = set(exclude)
+    fresh = torch.zeros(X.shape[0], dtype=torch.bool)
+    for i, k in enumerate(geometry.keys(X)):
+        if k not in seen:
+            fresh[i] = True
+            seen.add(k)
+    if not bool(fresh.any()):
+        raise RuntimeError(
+            "every candidate repeats an observed or pending config: the space is exhausted "
+            "(widen the bounds, or drop integer multiples that make it too coarse)"
+        )
+    v = torch.where(fresh & ~torch.isnan(values), values, torch.full_like(values, -math.inf))
+    if not bool(torch.isfinite(v).any()):  # e.g. every fresh point is certain to fail: take one anyway
+        return int(torch.nonzero(fresh)[0])
+    return int(torch.argmax(v))

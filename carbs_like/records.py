@@ -37,6 +37,11 @@ __all__ = [
 DynamicState = dict[str, Any]
 
 
+# Settings of earlier versions that no longer exist: an old journal or checkpoint still loads.
+# ``cost_band``: the acquisition's cost bands, replaced by the hypervolume improvement.
+RETIRED_SETTINGS = frozenset({"cost_band"})
+
+
 def encode_rng(rng: np.random.Generator) -> dict[str, Any]:
     """A numpy generator's state as JSON data."""
     return json.loads(json.dumps(rng.bit_generator.state))
@@ -58,8 +63,9 @@ def decode_space(data: Mapping[str, Any], where: str) -> SearchSpace:
 
 
 def decode_settings(data: Mapping[str, Any], where: str) -> TunerSettings:
-    """The :class:`TunerSettings` in ``data["settings"]``; unknown keys are an error."""
-    settings = require(data, "settings", dict, where)
+    """The :class:`TunerSettings` in ``data["settings"]``; unknown keys are an error, except
+    settings that were retired (``RETIRED_SETTINGS``), which are dropped."""
+    settings = {k: v for k, v in require(data, "settings", dict, where).items() if k not in RETIRED_SETTINGS}
     known = {f.name for f in fields(TunerSettings)}
     unknown = sorted(set(settings) - known)
     if unknown:

@@ -13,13 +13,15 @@ class TunerSettings:
     """How the tuner searches. Frozen and self-validating; the defaults suit most searches.
 
     Attributes:
-        n_init: space-filling Sobol trials before the models take over (default ``max(8, 2 d)``).
-        n_candidates: candidates scored per ask.
-        sobol_fraction: share of candidates drawn over the whole box rather than around the front.
-        cost_band: width of each ask's cost band, as a fraction of the predicted log-cost range
-            (1 turns the bands off: every ask may go anywhere along the front).
+        n_init: space-filling Sobol trials before the models take over (default ``max(6, k + 2)`` for ``k`` params:
+            enough to fit the GPs' lengthscales, no more).
+        n_candidates: raw samples scored per ask, before the gradient steps.
+        sobol_fraction: share of raw samples drawn over the whole box rather than around the front.
+        best_loss_share: share of asks that improve only the best loss (the front's expensive
+            end, where the final model is) rather than the whole loss-vs-cost front.
         max_suggestion_cost: never suggest a config whose predicted cost exceeds this.
-        rerun_probability: chance that an ask re-runs a front point (noisy fronts).
+        rerun_probability: chance that an ask re-runs a front point, when the loss GP's fitted
+            noise says a rerun is informative (never on a deterministic objective).
         max_repeats: at most this many runs of one config.
         refit_growth: refit GP hyperparameters once the observations have grown by this factor
             since the last fit (always below ``refit_always_below`` observations); in between the
@@ -27,12 +29,15 @@ class TunerSettings:
         refit_always_below: refit on every new observation while there are fewer than this.
         max_fit_points: fit hyperparameters on at most this many observations.
         fit_maxiter: L-BFGS-B iterations per hyperparameter fit.
+        threads: torch and BLAS threads of a fit or an ask (restored afterwards); None leaves
+            them as they are. One, as Optuna's GP sampler does: more threads thrash when trainers
+            share the cores, and a GP of a few hundred points gains little from them.
     """
 
     n_init: int | None = None
     n_candidates: int = 2000
     sobol_fraction: float = 0.2
-    cost_band: float = 0.1
+    best_loss_share: float = 0.5
     max_suggestion_cost: float | None = None
     rerun_probability: float = 0.05
     max_repeats: int = 2
@@ -40,6 +45,7 @@ class TunerSettings:
     refit_always_below: int = 64
     max_fit_points: int = 256
     fit_maxiter: int = 75
+    threads: int | None = 1
 
     def __post_init__(self) -> None:
         def check(name: str, ok: bool, want: str) -> None:
@@ -49,12 +55,12 @@ class TunerSettings:
         check("n_init", self.n_init is None or (isinstance(self.n_init, int) and self.n_init >= 1), "an int >= 1 or None")
         check("n_candidates", isinstance(self.n_candidates, int) and self.n_candidates >= 10, "an int >= 10")
         check("sobol_fraction", 0.0 <= self.sobol_fraction <= 1.0, "in [0, 1]")
-        check("cost_band", 0.0 < self.cost_band <= 1.0, "in (0, 1]")
         check(
             "max_suggestion_cost",
             self.max_suggestion_cost is None or (self.max_suggestion_cost > 0 and math.isfinite(self.max_suggestion_cost)),
             "a positive finite number or None",
         )
+        check("best_loss_share", 0.0 <= self.best_loss_share <= 1.0, "in [0, 1]")
         check("rerun_probability", 0.0 <= self.rerun_probability <= 1.0, "in [0, 1]")
         check("max_repeats", isinstance(self.max_repeats, int) and self.max_repeats >= 1, "an int >= 1")
         check("refit_growth", self.refit_growth >= 1.0, ">= 1")
@@ -64,4 +70,6 @@ class TunerSettings:
             "an int >= 0",
         )
         check("max_fit_points", isinstance(self.max_fit_points, int) and self.max_fit_points >= 8, "an int >= 8")
+        check("threads", self.threads is None or (isinstance(self.threads, int) and self.threads >= 1),
+              "an int >= 1 or None")
         check("fit_maxiter", isinstance(self.fit_maxiter, int) and self.fit_maxiter >= 1, "an int >= 1")

@@ -16,13 +16,24 @@ from typing import Any
 import numpy as np
 import torch
 
-from .acquisition import Geometry, NumericalFault, rerun_options, suggest
+from .acquisition import Geometry, NumericalFault, rerun_informative, rerun_options, suggest
 from .settings import TunerSettings
 from .space import SearchSpace
 from .surrogate import Surrogate
 from .trial import ObservedData
 
-__all__ = ["Choice", "Start", "next_config"]
+__all__ = ["Choice", "Start", "best_loss_turn", "next_config"]
+
+# Turns of successive asks follow a golden-ratio (Weyl) sequence, the most even cover of [0, 1)
+# by a sequence that never knows how long it will run; each seed offsets it by seed x 1/rho
+# (rho the plastic number), so neighbouring seeds' offsets are far apart.
+GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
+SEED_OFFSET = 0.7548776662466927
+
+
+def best_loss_turn(k: int, *, seed: int, share: float) -> bool:
+    """Whether ask ``k`` improves only the best loss: a ``share`` of the asks, spread evenly."""
+    return ((seed * SEED_OFFSET) % 1.0 + k * GOLDEN) % 1.0 < share
 
 
 @dataclass
@@ -61,14 +72,16 @@ def next_config(
     rng: np.random.Generator,
     start: Start,
     geometry: Geometry,
-    band_position: float,
     rerun_ready: bool,
+    trial_id: int,
+    seed: int,
 ) -> Choice:
     """Choose the next trial.
 
     Args:
         fitted: returns the surrogate for ``data``; None while in the start design.
-        rerun_ready: enough observations that re-running a front point may be worth it.
+        rerun_ready: enough observations that re-running a front point may be worth it; it is
+            only done when the loss GP's fitted noise says a rerun is informative.
     """
     X_pending = space.to_search(list(pending)) if pending else torch.empty(0, space.dim, dtype=torch.float64)
     exclude = set(space.keys(torch.cat([data.X, X_pending]))) if len(data) + len(pending) else set()
@@ -83,7 +96,7 @@ def next_config(
             warnings.warn(f"carbs_like: {note}", RuntimeWarning, stacklevel=4)
 
     p = settings.rerun_probability
-    if rerun_ready and p > 0 and rng.random() < p:
+    if rerun_ready and p > 0 and rerun_informative(surrogate, data, space.keys(data.X)) and rng.random() < p:
         pending_keys = set(space.keys(X_pending)) if pending else set()
         options = rerun_options(data, space.keys(data.X), max_repeats=settings.max_repeats, exclude=pending_keys)
         if options:
@@ -102,8 +115,7 @@ def next_config(
             n_candidates=settings.n_candidates,
             sobol_fraction=settings.sobol_fraction,
             max_log_cost=math.log(cap) if cap is not None else None,
-            band_width=settings.cost_band,
-            band_position=band_position,
+            best_loss_only=best_loss_turn(trial_id, seed=seed, share=settings.best_loss_share),
         )
     except NumericalFault as e:
         # The one fallback to a space-filling point: only for this fault, and reported.
@@ -112,7 +124,7 @@ def next_config(
     predictions = {"predicted_loss": sug.predicted_loss, "predicted_cost": sug.predicted_cost,
                    "p_success": sug.p_success}
     # JSON (journal, save) has no inf/NaN: an overflowing prediction (exp of a huge log cost) is None.
-    meta.update(source="acquisition")
+    meta.update(source="acquisition", acquisition=sug.kind)
     meta.update({k: v if v is None or math.isfinite(v) else None for k, v in predictions.items()})
     if sug.note:
         meta["note"] = sug.note

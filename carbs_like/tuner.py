@@ -24,7 +24,7 @@ import torch
 
 from . import journal as journal_store
 from ._io import FormatError, check_header, read_json, require, require_int, write_json_atomic
-from .acquisition import Geometry, band_position
+from .acquisition import Geometry
 from .frames import front_frame, observations_frame
 from .records import (
     decode_dynamic_state,
@@ -40,6 +40,7 @@ from .scaling import ScalingLaw
 from .settings import TunerSettings
 from .space import ChoiceParam, SearchSpace
 from .strategy import Start, next_config
+from .threads import limited_threads
 from .surrogate import Surrogate, fit_surrogate
 from .trial import ObservedData, Observation, Trial, make_observation
 
@@ -114,7 +115,7 @@ class Tuner:
     @property
     def n_init(self) -> int:
         """Space-filling trials before the models take over."""
-        return self.settings.n_init or max(8, 2 * self.space.dim)
+        return self.settings.n_init or max(6, len(self.space.params) + 2)
 
     def ask(self, *, refit: bool = True) -> Trial:
         """Suggest the next trial. Parallel asks (before their tells) return distinct configs.
@@ -126,7 +127,8 @@ class Tuner:
         """
         if self._journal is not None:
             self._journal.check_open()  # fail before the work, not after
-        config, metadata = self._suggest(refit=refit)
+        with limited_threads(self.settings.threads):
+            config, metadata = self._suggest(refit=refit)
         trial = Trial(id=self._next_id, config=config, metadata=metadata)
         state = {**self._dynamic_state(), "next_id": self._next_id + 1}
         self._commit({"event": "ask", "trial": trial.to_dict(), "state": state})
@@ -264,7 +266,8 @@ class Tuner:
         ``data = tuner.observed_data()`` under your lock, call this outside it (e.g. in a background
         thread), then ``use_surrogate`` under the lock again, and ``ask(refit=False)`` stays fast.
         """
-        return self._fit(data, refit=True)
+        with limited_threads(self.settings.threads):
+            return self._fit(data, refit=True)
 
     def use_surrogate(self, surrogate: Surrogate, data: ObservedData) -> None:
         """Adopt a surrogate from ``refit_surrogate(data)``: its hyperparameters become the tuner's.
@@ -548,8 +551,7 @@ class Tuner:
             self.space, self.settings, data, [t.config for t in self._pending.values()],
             fitted=None if self.in_initial_design else lambda: self._fitted(data, refit=refit),
             rng=self._rng, start=start, geometry=self._geometry,
-            band_position=band_position(self._next_id, seed=self.seed),
-            rerun_ready=int(data.ok.sum()) >= 2 * self.n_init,
+            rerun_ready=int(data.ok.sum()) >= 2 * self.n_init, trial_id=self._next_id, seed=self.seed,
         )
         self._sobol_drawn = start.drawn
         if choice.repeat_of is not None:

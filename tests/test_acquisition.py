@@ -1,4 +1,4 @@
-"""Acquisition: Pareto masks, front lookup, EI, and suggest() with a mock surrogate (no GP fit)."""
+"""Acquisition: Pareto masks, and suggest() with BoTorch's acquisition on small fitted models."""
 
 from __future__ import annotations
 
@@ -9,15 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from carbs_like import LogParam, SearchSpace
-from carbs_like.acquisition import (
-    Geometry,
-    expected_improvement,
-    front_loss_at,
-    log_expected_improvement,
-    pareto_mask,
-    suggest,
-)
-from carbs_like.surrogate import ObservedData
+from carbs_like.acquisition import Geometry, pareto_mask, rerun_informative, suggest
+from carbs_like.surrogate import ObservedData, fit_surrogate
 
 pairs = st.lists(
     st.tuples(st.integers(0, 6).map(float), st.integers(0, 6).map(float)), min_size=1, max_size=25
@@ -37,94 +30,74 @@ def test_pareto_mask_matches_brute_force(points):
         assert bool(mask[i]) == (not dominated)
 
 
-@settings(max_examples=100, deadline=None)
-@given(pairs, st.lists(st.floats(-1, 8), min_size=1, max_size=10))
-def test_front_loss_at_is_the_best_loss_no_more_expensive(points, queries):
-    loss = torch.tensor([p[0] for p in points], dtype=torch.float64)
-    cost = torch.tensor([p[1] for p in points], dtype=torch.float64)
-    q = torch.tensor(queries, dtype=torch.float64)
-    got = front_loss_at(cost, loss, q, empty=99.0)
-    for g, c in zip(got.tolist(), queries):
-        cheaper = [l for l, k in points if k <= c]
-        assert g == (min(cheaper) if cheaper else 99.0)
-
-
-def test_log_ei_matches_closed_form_and_stays_finite_in_the_tails():
-    normal = torch.distributions.Normal(0.0, 1.0)
-    mean = torch.linspace(-3, 3, 61, dtype=torch.float64)
-    std = torch.full_like(mean, 0.7)
-    best = torch.zeros_like(mean)
-    u = (best - mean) / std
-    direct = std * (u * normal.cdf(u) + torch.exp(normal.log_prob(u)))
-    assert torch.allclose(expected_improvement(mean, std, best), direct, rtol=1e-6)
-    # Far tail: finite, and still decreasing as the mean gets worse.
-    far = log_expected_improvement(torch.tensor([10.0, 20.0, 40.0], dtype=torch.float64),
-                                   torch.ones(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64))
-    assert torch.isfinite(far).all() and far[0] > far[1] > far[2]
-
-
-class MockSurrogate:
-    """Loss minimised at x = 0.3 on every axis; cost grows with the first axis; x[1] > 0.8 fails."""
-
-    warp = None
-    cost_model = object()
-    loss_model = object()
-
-    def loss(self, X):
-        return ((X - 0.3) ** 2).sum(-1), torch.full((X.shape[0],), 0.05, dtype=X.dtype)
-
-    def log_cost(self, X):
-        return 10.0 * X[:, 0]
-
-    def p_success(self, X):
-        return torch.where(X[:, 1] > 0.8, 1e-6, 1.0).to(X)
-
-    def with_pending(self, X_pending):
-        return self
-
-
-def _geometry(space: SearchSpace) -> Geometry:
-    return Geometry(
-        limits=space.limits,
-        choice_blocks=[],
-        round=space.round,
-        keys=space.keys,
-    )
-
-
-def _data(space: SearchSpace, n: int = 12) -> ObservedData:
-    X = space.sobol(n, seed=1)
-    s = MockSurrogate()
-    return ObservedData(X=X, loss=s.loss(X)[0], cost=torch.exp(s.log_cost(X)), failed=torch.zeros(n, dtype=torch.bool))
-
-
 def _space() -> SearchSpace:
     return SearchSpace([LogParam(f"x{i}", min=1.0, max=10.0) for i in range(3)], scaling=["x0"])
 
 
-def test_suggest_respects_cost_cap_failures_and_exclusions():
+def _geometry(space: SearchSpace) -> Geometry:
+    return Geometry(limits=space.limits, choice_blocks=[], round=space.round, keys=space.keys)
+
+
+def _data(space: SearchSpace, n: int = 24, *, flat_cost: bool = False) -> ObservedData:
+    """Loss minimised at u = 0.3 on the last two axes; cost grows tenfold along the first; runs
+    with u[1] > 0.8 fail."""
+    X = space.sobol(n, seed=1)
+    loss = ((X[:, 1:] - 0.3) ** 2).sum(-1) + 0.2 * (1 - X[:, 0])
+    failed = X[:, 1] > 0.8
+    cost = torch.ones(n, dtype=torch.float64) if flat_cost else torch.exp(2.3 * X[:, 0])
+    return ObservedData(X=X, loss=torch.where(failed, torch.nan, loss), cost=cost, failed=failed)
+
+
+def test_suggest_respects_failures_exclusions_and_the_cost_cap():
     space = _space()
     data = _data(space)
+    model = fit_surrogate(data, scaling_columns=space.scaling_columns)
     gen = torch.Generator().manual_seed(0)
-    cap = 4.0
     seen = set(space.keys(data.X))
-    for _ in range(10):
-        sug = suggest(MockSurrogate(), data, torch.empty(0, 3, dtype=torch.float64), geometry=_geometry(space),
-                      exclude=seen, generator=gen, n_candidates=400, max_log_cost=cap)
+    for cap in (None, 3.0):
+        sug = suggest(model, data, torch.empty(0, 3, dtype=torch.float64), geometry=_geometry(space),
+                      exclude=seen, generator=gen, n_candidates=300,
+                      max_log_cost=math.log(cap) if cap else None)
+        assert sug.kind == "log_ehvi"
         x = sug.x.unsqueeze(0)
-        assert 10.0 * float(x[0, 0]) <= cap + 1e-9          # under the cost cap
-        assert float(x[0, 1]) <= 0.8                        # not in the failing region
+        assert float(x[0, 1]) <= 0.8                         # not in the failing region
+        if cap:
+            assert sug.predicted_cost <= 1.2 * cap           # under the cost cap (its model)
         key = space.keys(x)[0]
-        assert key not in seen                              # never repeats an excluded config
+        assert key not in seen                               # never repeats an excluded config
         seen.add(key)
 
 
-def test_suggest_finds_the_optimum_of_a_known_surface():
+def test_suggest_with_flat_cost_finds_the_optimum_of_a_known_surface():
     space = _space()
-    data = _data(space)
-    gen = torch.Generator().manual_seed(1)
-    sug = suggest(MockSurrogate(), data, torch.empty(0, 3, dtype=torch.float64), geometry=_geometry(space),
-                  exclude=set(), generator=gen, n_candidates=2000)
-    # Along the non-cost axes the mock's optimum is 0.3; the winner sits near it.
-    assert torch.allclose(sug.x[1:], torch.full((2,), 0.3, dtype=torch.float64), atol=0.12)
+    data = _data(space, flat_cost=True)
+    model = fit_surrogate(data, scaling_columns=space.scaling_columns)
+    sug = suggest(model, data, torch.empty(0, 3, dtype=torch.float64), geometry=_geometry(space),
+                  exclude=set(space.keys(data.X)), generator=torch.Generator().manual_seed(1), n_candidates=500)
+    assert sug.kind == "log_ei"  # cost does not vary: only the loss is improved
+    assert torch.allclose(sug.x[1:], torch.full((2,), 0.3, dtype=torch.float64), atol=0.15)
     assert math.isfinite(sug.log_score)
+
+
+def test_pending_points_push_the_next_suggestion_away():
+    space = _space()
+    data = _data(space, flat_cost=True)
+    model = fit_surrogate(data, scaling_columns=space.scaling_columns)
+    kw = dict(geometry=_geometry(space), exclude=set(space.keys(data.X)), n_candidates=400)
+    first = suggest(model, data, torch.empty(0, 3, dtype=torch.float64), generator=torch.Generator().manual_seed(2), **kw)
+    second = suggest(model, data, first.x.unsqueeze(0), generator=torch.Generator().manual_seed(2), **kw)
+    assert float((first.x - second.x).abs().max()) > 1e-3
+
+
+def test_reruns_stop_once_repeats_show_the_objective_is_deterministic():
+    space = _space()
+    data = _data(space, flat_cost=True)
+    twice = ObservedData(X=torch.cat([data.X, data.X[:3]]), loss=torch.cat([data.loss, data.loss[:3]]),
+                         cost=torch.cat([data.cost, data.cost[:3]]), failed=torch.cat([data.failed, data.failed[:3]]))
+    model = fit_surrogate(twice, scaling_columns=space.scaling_columns)
+    assert not rerun_informative(model, twice, space.keys(twice.X))   # identical repeats
+    jitter = 1.0 + 0.2 * torch.tensor([1.0, -1.0, 1.0], dtype=torch.float64)
+    noisy = ObservedData(X=twice.X, loss=torch.cat([data.loss, data.loss[:3] * jitter]), cost=twice.cost,
+                         failed=twice.failed)
+    model = fit_surrogate(noisy, scaling_columns=space.scaling_columns)
+    assert rerun_informative(model, noisy, space.keys(noisy.X))       # repeats that disagree

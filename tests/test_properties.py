@@ -363,18 +363,18 @@ def test_ask_gives_a_valid_config_on_extreme_observations_and_reports_any_fallba
 
 
 def nan_predictions(share: float):
-    """Wrap ``Surrogate.loss`` so that a share of the candidates get a NaN mean (a model fault);
-    the few observed points (the front) keep their predictions."""
+    """Wrap ``Surrogate.p_success`` so that a share of the candidates get NaN (a model fault);
+    small batches (the gradient steps) keep their predictions."""
     from carbs_like.surrogate import Surrogate
 
-    original = Surrogate.loss
+    original = Surrogate.p_success
 
-    def loss(self, X):
-        mean, std = original(self, X)
+    def p_success(self, X):
+        p = original(self, X)
         bad = torch.arange(X.shape[0]) % 10 < 10 * share if X.shape[0] >= 10 else torch.zeros(X.shape[0], dtype=torch.bool)
-        return torch.where(bad, torch.full_like(mean, math.nan), mean), std
+        return torch.where(bad, torch.full_like(p, math.nan), p)
 
-    return loss
+    return p_success
 
 
 def fitted_tuner() -> Tuner:
@@ -388,7 +388,7 @@ def test_candidates_scored_nan_are_skipped_and_reported(monkeypatch):
     from carbs_like.surrogate import Surrogate
 
     tuner = fitted_tuner()
-    monkeypatch.setattr(Surrogate, "loss", nan_predictions(0.5))
+    monkeypatch.setattr(Surrogate, "p_success", nan_predictions(0.5))
     with pytest.warns(RuntimeWarning, match="scored NaN"):
         trial = tuner.ask()
     assert trial.metadata["source"] == "acquisition" and "scored NaN" in trial.metadata["note"]
@@ -399,7 +399,7 @@ def test_when_no_candidate_has_a_finite_score_ask_falls_back_to_sobol_and_says_s
     from carbs_like.surrogate import Surrogate
 
     tuner = fitted_tuner()
-    monkeypatch.setattr(Surrogate, "loss", nan_predictions(1.0))
+    monkeypatch.setattr(Surrogate, "p_success", nan_predictions(1.0))
     with pytest.warns(RuntimeWarning, match="no candidate has a finite score; asked a Sobol point"):
         trial = tuner.ask()
     assert trial.metadata["source"] == "sobol" and "NaN" in trial.metadata["fallback"]
