@@ -48,8 +48,10 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from statistics import NormalDist
@@ -62,6 +64,7 @@ from ..space import ChoiceParam, SearchSpace
 from ..trial import ObservedData
 from .budget import compute_optimal
 from .power_laws import CostLaw, LossLaw, design, fit_cost_law
+from .select import choose_estimator
 from .surface import Runs, fit_surface, n_coefficients
 
 if TYPE_CHECKING:
@@ -86,7 +89,12 @@ class Relation:
         covariance: `(k+1) x (k+1)` covariance of ``(intercept, *slopes)`` (bootstrap).
         transform: ``"log"``, ``"linear"`` or ``"logit"``.
         curvature: relative loss increase per squared transformed unit away from the optimum
-            (for a LogParam: the loss grows by ~ ``curvature * ln(h / h*)^2``).
+            (for a LogParam: the loss grows by ~ ``curvature * ln(h / h*)^2``; NaN for the
+            ``optima`` estimator, whose valleys are asymmetric and differ by scale).
+        model_std: model error in transformed units, added in quadrature to every prediction's
+            std (for ``optima``: the leave-one-scale-out RMS error of the per-scale optima).
+        estimator: ``"surface"`` or ``"optima"`` (see :mod:`~carbs_like.scaling.select`).
+        notes: what the user should know about this relation (an axis it is held constant along).
     """
 
     param: str
@@ -96,6 +104,9 @@ class Relation:
     covariance: tuple[tuple[float, ...], ...]
     transform: str
     curvature: float
+    model_std: float = 0.0
+    estimator: str = "surface"
+    notes: tuple[str, ...] = ()
 
     @property
     def slope_std(self) -> tuple[float, ...]:
@@ -106,7 +117,7 @@ class Relation:
         """Mean and std of ``t(h*)`` at `m x k` log scales (natural log); two `m` arrays."""
         Z = design(np.atleast_2d(log_scales))
         coef = np.array([self.intercept, *self.slopes])
-        var = np.einsum("mi,ij,mj->m", Z, np.asarray(self.covariance), Z)
+        var = np.einsum("mi,ij,mj->m", Z, np.asarray(self.covariance), Z) + self.model_std**2
         return Z @ coef, np.sqrt(np.maximum(var, 0.0))
 
 
@@ -194,6 +205,7 @@ class ScalingLaw:
         *,
         n_bootstrap: int = 32,
         seed: int | None = None,
+        threads: int | None = 1,
     ) -> "ScalingLaw":
         """Fit the scaling law from a tuner's observations (see the module docstring).
 
@@ -202,6 +214,9 @@ class ScalingLaw:
                 left out (they have no loss).
             n_bootstrap: refits on resampled runs behind the uncertainties (0: none).
             seed: seeds the bootstrap's own generator (default: the tuner's seed).
+            threads: BLAS and torch threads during the fit (default 1: small fits on a busy
+                machine run many times slower multi-threaded); None leaves them as they are.
+                The previous settings are restored afterwards.
 
         Raises:
             ValueError: the space has no scaling axes, or there are too few successful
@@ -215,8 +230,11 @@ class ScalingLaw:
             )
         if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, int) or n_bootstrap < 0:
             raise ValueError(f"n_bootstrap must be a non-negative int, got {n_bootstrap!r}")
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"threads must be a positive int or None, got {threads!r}")
         seed = tuner.seed if seed is None else int(seed)
-        return _fit(space, tuner.observed_data(), n_bootstrap=n_bootstrap, seed=seed)
+        with _limited_threads(threads):
+            return _fit(space, tuner.observed_data(), n_bootstrap=n_bootstrap, seed=seed)
 
     # --- proposing ----------------------------------------------------------------------------
     def propose(self, scaling: Mapping[str, float] | None = None, /, *, cost: float | None = None,
@@ -263,8 +281,12 @@ class ScalingLaw:
             hi, _ = self.space[name].from_transformed(float(mean[0] + z * std[0]))
             config[name] = value
             intervals[name] = (lo, hi)
+            notes.extend(rel.notes)
             if clamped:
-                notes.append(f"{name}: the relation's value lies outside the param's bounds; clamped to {value!r}")
+                note = f"{name}: the relation's value lies outside the param's bounds; clamped to {value!r}"
+                notes.append(note)
+                warnings.warn(f"{note} (bounds min={self.space[name].min!r}, max={self.space[name].max!r})",
+                              UserWarning, stacklevel=3)
         config.update(self.choices)
         config = {n: config[n] for n in self.space.names}
         loss = float(self.loss_law(x)[0])
@@ -341,6 +363,34 @@ class ScalingLaw:
 
 
 # ----------------------------------------------------------------------------- fitting ------
+@contextlib.contextmanager
+def _limited_threads(threads: int | None):
+    """Hold torch (and, with threadpoolctl installed, BLAS) to ``threads`` threads; restore after."""
+    if threads is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:  # optional: torch's own threads are limited either way
+            yield
+        else:
+            with threadpool_limits(limits=threads):
+                yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _failed(space: SearchSpace, data: ObservedData, relation_params: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Log scales and transformed relation values of the failed runs (censored evidence)."""
+    X = data.X[data.failed]
+    if X.shape[0] == 0 or not relation_params:
+        return np.zeros((0, len(space.scaling))), np.zeros((0, len(relation_params)))
+    return space.log_scales(X), np.stack([space.transformed(X, n) for n in relation_params], axis=-1)
+
+
 def _runs(space: SearchSpace, data: ObservedData) -> tuple[Runs, list[str], list[str]]:
     """Successful runs in the units of the laws, the names of the relation params and of the
     ChoiceParams."""
@@ -379,15 +429,7 @@ def _fit(space: SearchSpace, data: ObservedData, *, n_bootstrap: int, seed: int)
     fit = fit_surface(runs, axes=space.scaling, n_choices=choice_sizes, n_bootstrap=n_bootstrap, seed=seed)
     flat = fit.flat
     k = len(space.scaling)
-    relations = {}
-    for j, name in enumerate(relation_params):
-        cov = np.cov(fit.coefficients[:, j, :], rowvar=False) if len(fit.coefficients) >= 2 else np.zeros((k + 1,) * 2)
-        relations[name] = Relation(
-            param=name, axes=tuple(space.scaling), intercept=float(fit.intercepts[j]),
-            slopes=tuple(float(v) for v in fit.slopes[j]),
-            covariance=tuple(tuple(float(v) for v in row) for row in np.atleast_2d(cov)),
-            transform=space[name].kind, curvature=float(fit.curvature[j]),
-        )
+    relations = _relations(space, data, runs, fit, relation_params, choice_sizes, seed)
     x_fit = runs.x.copy()  # the log scales as fitted: axes the runs barely vary held at their mean
     if flat.any():
         x_fit[:, flat] = x_fit[:, flat].mean(axis=0)
@@ -401,6 +443,40 @@ def _fit(space: SearchSpace, data: ObservedData, *, n_bootstrap: int, seed: int)
                         params=tuple(relation_params))
     return ScalingLaw(space=space, relations=relations, choices=choices, choice_scores=scores,
                       loss_law=fit.loss_law, cost_law=cost_law, evidence=evidence)
+
+
+def _relations(space: SearchSpace, data: ObservedData, runs: Runs, fit, relation_params: list[str],
+               choice_sizes: list[int], seed: int) -> dict[str, Relation]:
+    """The relations from the estimator that proposes better for held-out scales (see select.py)."""
+    k = len(space.scaling)
+    chosen = None
+    if not choice_sizes:  # per-scale optima compare runs at one scale; choices would confound them
+        x_f, T_f = _failed(space, data, relation_params)
+        chosen = choose_estimator(runs, x_f, T_f, axes=space.scaling, n_choices=choice_sizes, seed=seed)
+    relations = {}
+    for j, name in enumerate(relation_params):
+        if chosen is not None and chosen.estimator == "optima":
+            rel = chosen.relations[j]
+            notes = tuple(
+                f"{name}: the per-scale optima support no trend along {axis} (leave-one-scale-out "
+                f"cross-validation); held constant along it"
+                for axis, used, flat in zip(space.scaling, rel.axes_used, fit.flat) if not used and not flat)
+            relations[name] = Relation(
+                param=name, axes=tuple(space.scaling), intercept=rel.intercept,
+                slopes=tuple(float(v) for v in rel.slopes),
+                covariance=tuple(tuple(float(v) for v in row) for row in rel.covariance),
+                transform=space[name].kind, curvature=math.nan, model_std=rel.model_std,
+                estimator="optima", notes=notes,
+            )
+            continue
+        cov = np.cov(fit.coefficients[:, j, :], rowvar=False) if len(fit.coefficients) >= 2 else np.zeros((k + 1,) * 2)
+        relations[name] = Relation(
+            param=name, axes=tuple(space.scaling), intercept=float(fit.intercepts[j]),
+            slopes=tuple(float(v) for v in fit.slopes[j]),
+            covariance=tuple(tuple(float(v) for v in row) for row in np.atleast_2d(cov)),
+            transform=space[name].kind, curvature=float(fit.curvature[j]),
+        )
+    return relations
 
 
 def _choices(space: SearchSpace, fit, x_fit: np.ndarray, runs: Runs, choice_params: list[str],
