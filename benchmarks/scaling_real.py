@@ -18,7 +18,10 @@ Peers, computed in the same run from the same training grids:
 * **argmin fit**: the same form through the grid argmins only.
 
 Also: the coverage of the law's 90% lr / batch intervals and loss band (grid-best values) on the
-held-out grids, which estimator the cross-validation chose, and the fit time. Optionally (``--moe``)
+test grids, the lr interval's half-width as a factor (``lr x/÷``), the predicted loss's mean
+error against the grid's best, which estimator the cross-validation chose, the lr exponents
+(n_params, tokens) and the fit time. In (a) carry-over is 0 by construction (the nearest training
+grid is the test grid itself). Optionally (``--moe``)
 the MoE sweep of ``tests/data`` against carry-over.
 
 Run:  python -m benchmarks.scaling_real [--data PATH] [--moe]
@@ -104,6 +107,7 @@ def run_split(name: str, train, test, n_col: str) -> dict:
     grids_train = [(k, g) for k, g in train.groupby([n_col, "tokens"])]
     out = {m: [] for m in ("law", "carry-over", "refit", "argmin fit")}
     cover = {"lr": [], "batch_size": [], "loss": []}
+    widths, loss_err = [], []
     for (n, d), grid in test.groupby([n_col, "tokens"]):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -119,10 +123,14 @@ def run_split(name: str, train, test, n_col: str) -> dict:
             lo, hi = pred.intervals[p]
             cover[p].append(lo <= best[p] <= hi)
         cover["loss"].append(pred.loss_interval[0] <= best.final_loss <= pred.loss_interval[1])
+        widths.append(pred.intervals["lr"][1] / pred.intervals["lr"][0])
+        loss_err.append(pred.loss / best.final_loss - 1)
     est = sorted({r.estimator for r in law.relations.values()})
     return {"split": name, "grids": len(out["law"]), **{m: float(np.mean(v)) for m, v in out.items()},
             "cover lr": f"{sum(cover['lr'])}/{len(cover['lr'])}", "cover bs": f"{sum(cover['batch_size'])}/{len(cover['lr'])}",
             "cover loss": f"{sum(cover['loss'])}/{len(cover['lr'])}", "estimator": "+".join(est), "fit s": seconds,
+            "lr x/÷": f"{math.sqrt(float(np.exp(np.mean(np.log(widths))))):.2f}",
+            "loss err": f"{100 * float(np.mean(loss_err)):+.2f}%",
             "lr exps": tuple(round(v, 2) for v in law.relations["lr"].slopes)}
 
 
@@ -151,7 +159,7 @@ def moe(path: Path) -> list[dict]:
 
 def show(rows: list[dict]) -> None:
     cols = ["split", "grids", "law", "refit", "argmin fit", "carry-over", "cover lr", "cover bs", "cover loss",
-            "estimator", "lr exps", "fit s"]
+            "lr x/÷", "loss err", "estimator", "lr exps", "fit s"]
     print(" | ".join(cols))
     for r in rows:
         cells = []

@@ -49,6 +49,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import numbers
 import warnings
@@ -429,7 +430,7 @@ def _fit(space: SearchSpace, data: ObservedData, *, n_bootstrap: int, seed: int)
     fit = fit_surface(runs, axes=space.scaling, n_choices=choice_sizes, n_bootstrap=n_bootstrap, seed=seed)
     flat = fit.flat
     k = len(space.scaling)
-    relations = _relations(space, data, runs, fit, relation_params, choice_sizes, seed)
+    relations, chosen = _relations(space, data, runs, fit, relation_params, choice_sizes, seed)
     x_fit = runs.x.copy()  # the log scales as fitted: axes the runs barely vary held at their mean
     if flat.any():
         x_fit[:, flat] = x_fit[:, flat].mean(axis=0)
@@ -442,11 +443,24 @@ def _fit(space: SearchSpace, data: ObservedData, *, n_bootstrap: int, seed: int)
     evidence = Evidence(log_scales=runs.x, values=runs.T, excess=fit.excess, loss=runs.loss,
                         params=tuple(relation_params))
     return ScalingLaw(space=space, relations=relations, choices=choices, choice_scores=scores,
-                      loss_law=fit.loss_law, cost_law=cost_law, evidence=evidence)
+                      loss_law=_with_model_error(fit.loss_law, chosen), cost_law=cost_law, evidence=evidence)
+
+
+def _with_model_error(loss_law: LossLaw, chosen: Any) -> LossLaw:
+    """The loss law with its model error in log L: the larger of the RMS of the per-scale best
+    losses around it (inflated for the law's 2k + 1 coefficients) and its RMS error at held-out
+    scales (see select.py); none without groups of runs per scale."""
+    n_coef = 1 + 2 * len(loss_law.axes)
+    if chosen is None or len(chosen.optima) <= n_coef + 1:
+        return loss_law
+    x = np.stack([o.x for o in chosen.optima])
+    r = np.log([o.best for o in chosen.optima]) - np.log(loss_law(x))
+    std = math.sqrt(float(np.sum(r**2)) / (len(r) - n_coef))
+    return dataclasses.replace(loss_law, model_std=max(std, chosen.loss_held_std))
 
 
 def _relations(space: SearchSpace, data: ObservedData, runs: Runs, fit, relation_params: list[str],
-               choice_sizes: list[int], seed: int) -> dict[str, Relation]:
+               choice_sizes: list[int], seed: int) -> tuple[dict[str, Relation], Any]:
     """The relations from the estimator that proposes better for held-out scales (see select.py)."""
     k = len(space.scaling)
     chosen = None
@@ -457,6 +471,7 @@ def _relations(space: SearchSpace, data: ObservedData, runs: Runs, fit, relation
     for j, name in enumerate(relation_params):
         if chosen is not None and chosen.estimator == "optima":
             rel = chosen.relations[j]
+            model_std = max(rel.model_std, float(chosen.held_std["optima"][j]))
             notes = tuple(
                 f"{name}: the per-scale optima support no trend along {axis} (leave-one-scale-out "
                 f"cross-validation); held constant along it"
@@ -465,7 +480,7 @@ def _relations(space: SearchSpace, data: ObservedData, runs: Runs, fit, relation
                 param=name, axes=tuple(space.scaling), intercept=rel.intercept,
                 slopes=tuple(float(v) for v in rel.slopes),
                 covariance=tuple(tuple(float(v) for v in row) for row in rel.covariance),
-                transform=space[name].kind, curvature=math.nan, model_std=rel.model_std,
+                transform=space[name].kind, curvature=math.nan, model_std=model_std,
                 estimator="optima", notes=notes,
             )
             continue
@@ -475,8 +490,9 @@ def _relations(space: SearchSpace, data: ObservedData, runs: Runs, fit, relation
             slopes=tuple(float(v) for v in fit.slopes[j]),
             covariance=tuple(tuple(float(v) for v in row) for row in np.atleast_2d(cov)),
             transform=space[name].kind, curvature=float(fit.curvature[j]),
+            model_std=float(chosen.held_std["surface"][j]) if chosen is not None and chosen.held_std else 0.0,
         )
-    return relations
+    return relations, chosen
 
 
 def _choices(space: SearchSpace, fit, x_fit: np.ndarray, runs: Runs, choice_params: list[str],

@@ -36,6 +36,7 @@ class GroupOptimum:
         n: runs in the group (failed ones included).
         best: the group's lowest observed loss.
         theta: the local fit's coefficients (see :func:`local_excess`).
+        t_best: `p` values of the group's best run (the measured optimum, on the runs' grid).
     """
 
     x: np.ndarray
@@ -44,6 +45,7 @@ class GroupOptimum:
     n: int
     best: float
     theta: np.ndarray
+    t_best: np.ndarray | None = None
 
 
 def _n_local(p: int) -> int:
@@ -126,7 +128,7 @@ def local_optimum(T: np.ndarray, loss: np.ndarray, T_failed: np.ndarray, *, nois
         se = span.copy()
     se = np.minimum(se, span)  # never more uncertain than the group's own range
     return GroupOptimum(x=np.zeros(0), t=theta[1:1 + p].copy(), se=se, n=n + len(T_failed),
-                        best=float(loss.min()), theta=theta)
+                        best=float(loss.min()), theta=theta, t_best=T[order[0]].copy())
 
 
 def group_optima(x: np.ndarray, T: np.ndarray, loss: np.ndarray, x_failed: np.ndarray,
@@ -141,7 +143,7 @@ def group_optima(x: np.ndarray, T: np.ndarray, loss: np.ndarray, x_failed: np.nd
         opt = local_optimum(T[rows], loss[rows], T_failed[frows] if len(keys_f) else np.zeros((0, T.shape[1])))
         if opt is not None:
             out.append(GroupOptimum(x=x[rows].mean(axis=0), t=opt.t, se=opt.se, n=opt.n, best=opt.best,
-                                    theta=opt.theta))
+                                    theta=opt.theta, t_best=opt.t_best))
     return out
 
 
@@ -153,8 +155,9 @@ class OptimaRelation:
         intercept: ``a`` of ``t* = a + sum_k slopes[k] x_k``.
         slopes: `k` slopes (0 along axes the cross-validation left out).
         covariance: `(k+1) x (k+1)` covariance of ``(a, *slopes)``.
-        model_std: the spread of held-out optima around the law (leave-one-scale-out RMS error),
-            added to every prediction's uncertainty.
+        model_std: how far a held-out scale's optimum lies from the law fitted without it
+            (leave-one-scale-out RMS error, of the fitted optima or of the best runs, whichever is
+            larger), added to every prediction's uncertainty.
         axes_used: which axes carry a slope.
     """
 
@@ -188,6 +191,7 @@ def fit_through_optima(optima: list[GroupOptimum], j: int) -> OptimaRelation:
     X = np.stack([o.x for o in optima])
     t = np.array([o.t[j] for o in optima])
     se = np.array([o.se[j] for o in optima])
+    t_best = np.array([o.t[j] if o.t_best is None else o.t_best[j] for o in optima])
     g, k = X.shape
     varies = X.max(axis=0) - X.min(axis=0) > 1e-6
     best = None
@@ -195,21 +199,23 @@ def fit_through_optima(optima: list[GroupOptimum], j: int) -> OptimaRelation:
         used_a = np.array(used)
         if (used_a & ~varies).any() or used_a.sum() + 2 > g:
             continue
-        errs = []
+        errs, errs_best = [], []
         for i in range(g):
             keep = np.arange(g) != i
             coef, _, _ = _wls(X[keep][:, used_a], t[keep], se[keep])
-            errs.append(t[i] - (coef[0] + X[i, used_a] @ coef[1:]))
+            pred = coef[0] + X[i, used_a] @ coef[1:]
+            errs.append(t[i] - pred)
+            errs_best.append(t_best[i] - pred)
         mse = float(np.mean(np.square(errs)))
         if best is None or mse < best[0] - 1e-12:
-            best = (mse, used_a)
+            best = (mse, used_a, float(np.mean(np.square(errs_best))))
     assert best is not None
-    mse, used_a = best
+    mse, used_a, mse_best = best
     coef, cov_u, _ = _wls(X[:, used_a], t, se)
     slopes = np.zeros(k)
     slopes[used_a] = coef[1:]
     idx = np.concatenate([[0], 1 + np.flatnonzero(used_a)])
     cov = np.zeros((k + 1, k + 1))
     cov[np.ix_(idx, idx)] = cov_u
-    return OptimaRelation(intercept=float(coef[0]), slopes=slopes, covariance=cov, model_std=math.sqrt(mse),
+    return OptimaRelation(intercept=float(coef[0]), slopes=slopes, covariance=cov, model_std=math.sqrt(max(mse, mse_best)),
                           axes_used=tuple(bool(u) for u in used_a))

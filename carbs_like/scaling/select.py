@@ -41,12 +41,18 @@ class Choice:
         scores: the held-out mean log-loss excess of each estimator's proposals (empty when
             there were too few groups to compare).
         optima: the per-scale optima found (possibly empty).
+        held_std: per estimator, `p` RMS errors of its proposals against the held-out groups'
+            best runs (transformed units), when there was a comparison.
+        loss_held_std: RMS error in log L of the surface's loss law at the held-out groups'
+            best losses (0 without a comparison).
     """
 
     estimator: str
     relations: tuple[OptimaRelation, ...]
     scores: dict[str, float]
     optima: tuple[GroupOptimum, ...]
+    held_std: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    loss_held_std: float = 0.0
 
 
 def _in_groups(x: np.ndarray, groups: Sequence[GroupOptimum]) -> np.ndarray:
@@ -84,6 +90,12 @@ def choose_estimator(runs: Runs, x_failed: np.ndarray, T_failed: np.ndarray, *, 
         "surface": float(np.mean([local_excess(h.theta, t_surface[i:i + 1])[0] for i, h in enumerate(held)])),
         "optima": float(np.mean([local_excess(h.theta, t_optima[i:i + 1])[0] for i, h in enumerate(held)])),
     }
+    t_best = np.stack([h.t_best for h in held])
+    held_std = {"surface": np.sqrt(np.mean((t_surface - t_best) ** 2, axis=0)),
+                "optima": np.sqrt(np.mean((t_optima - t_best) ** 2, axis=0))}
+    loss_err = np.log([h.best for h in held]) - np.log(surf.loss_law(X_held))
+    loss_std = float(np.sqrt(np.mean(loss_err**2)))
     if scores["optima"] < scores["surface"]:
-        return Choice("optima", tuple(fit_through_optima(optima, j) for j in range(p)), scores, tuple(optima))
-    return Choice("surface", (), scores, tuple(optima))
+        return Choice("optima", tuple(fit_through_optima(optima, j) for j in range(p)), scores, tuple(optima),
+                      held_std, loss_std)
+    return Choice("surface", (), scores, tuple(optima), held_std, loss_std)
