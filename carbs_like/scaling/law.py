@@ -48,7 +48,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import numbers
@@ -67,6 +66,7 @@ from .budget import compute_optimal
 from .power_laws import CostLaw, LossLaw, design, fit_cost_law
 from .select import choose_estimator
 from .surface import Runs, fit_surface, n_coefficients
+from .threads import limited_threads
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -188,6 +188,8 @@ class ScalingLaw:
         loss_law: the best loss against scale.
         cost_law: the cost against scale.
         evidence: the runs behind the fit.
+        held: `k` log scales at which axes the runs barely varied are held (NaN for the others;
+            empty: none held).
     """
 
     space: SearchSpace
@@ -197,6 +199,7 @@ class ScalingLaw:
     loss_law: LossLaw
     cost_law: CostLaw
     evidence: Evidence = field(repr=False)
+    held: tuple[float, ...] = ()
 
     # --- fitting ------------------------------------------------------------------------------
     @classmethod
@@ -234,7 +237,7 @@ class ScalingLaw:
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise ValueError(f"threads must be a positive int or None, got {threads!r}")
         seed = tuner.seed if seed is None else int(seed)
-        with _limited_threads(threads):
+        with limited_threads(threads):
             return _fit(space, tuner.observed_data(), n_bootstrap=n_bootstrap, seed=seed)
 
     # --- proposing ----------------------------------------------------------------------------
@@ -308,7 +311,8 @@ class ScalingLaw:
                     f"(got cost and {sorted(given)})"
                 )
             x, note = compute_optimal(cost, loss_law=self.loss_law, cost_law=self.cost_law,
-                                      observed=self.evidence.log_scales)
+                                      observed=self.evidence.log_scales,
+                                      held=np.asarray(self.held) if self.held else None)
             return x, [note] if note else []
         unknown = sorted(set(given) - set(self.space.scaling))
         missing = [s for s in self.space.scaling if s not in given]
@@ -364,26 +368,6 @@ class ScalingLaw:
 
 
 # ----------------------------------------------------------------------------- fitting ------
-@contextlib.contextmanager
-def _limited_threads(threads: int | None):
-    """Hold torch (and, with threadpoolctl installed, BLAS) to ``threads`` threads; restore after."""
-    if threads is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:  # optional: torch's own threads are limited either way
-            yield
-        else:
-            with threadpool_limits(limits=threads):
-                yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _failed(space: SearchSpace, data: ObservedData, relation_params: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Log scales and transformed relation values of the failed runs (censored evidence)."""
     X = data.X[data.failed]
@@ -434,16 +418,19 @@ def _fit(space: SearchSpace, data: ObservedData, *, n_bootstrap: int, seed: int)
     x_fit = runs.x.copy()  # the log scales as fitted: axes the runs barely vary held at their mean
     if flat.any():
         x_fit[:, flat] = x_fit[:, flat].mean(axis=0)
-    cost_law = fit_cost_law(x_fit[:, ~flat], runs.log_cost, axes=[a for a, f in zip(space.scaling, flat) if not f])
-    if flat.any():  # the cost does not move along an axis that was held constant
-        slopes = iter(cost_law.slopes)
-        cost_law = CostLaw(axes=tuple(space.scaling), intercept=cost_law.intercept,
-                           slopes=tuple(0.0 if f else next(slopes) for f in flat), residual_std=cost_law.residual_std)
+    varies = np.ptp(runs.x, axis=0) > 1e-9  # fit on every axis that varies at all (partial slopes)...
+    cost_law = fit_cost_law(runs.x[:, varies], runs.log_cost, axes=[a for a, v in zip(space.scaling, varies) if v])
+    if flat.any() or not varies.all():  # ...but the cost does not move along an axis held constant
+        g = np.zeros(k)
+        g[varies] = cost_law.slopes
+        cost_law = CostLaw(axes=tuple(space.scaling), intercept=cost_law.intercept + float(g[flat] @ x_fit[0, flat]),
+                           slopes=tuple(0.0 if f else float(v) for f, v in zip(flat, g)), residual_std=cost_law.residual_std)
     choices, scores = _choices(space, fit, x_fit, runs, choice_params, cost_law)
     evidence = Evidence(log_scales=runs.x, values=runs.T, excess=fit.excess, loss=runs.loss,
                         params=tuple(relation_params))
     return ScalingLaw(space=space, relations=relations, choices=choices, choice_scores=scores,
-                      loss_law=_with_model_error(fit.loss_law, chosen), cost_law=cost_law, evidence=evidence)
+                      loss_law=_with_model_error(fit.loss_law, chosen), cost_law=cost_law, evidence=evidence,
+                      held=tuple(float(m) if f else math.nan for m, f in zip(x_fit.mean(axis=0), flat)))
 
 
 def _with_model_error(loss_law: LossLaw, chosen: Any) -> LossLaw:
@@ -485,12 +472,33 @@ def _relations(space: SearchSpace, data: ObservedData, runs: Runs, fit, relation
             )
             continue
         cov = np.cov(fit.coefficients[:, j, :], rowvar=False) if len(fit.coefficients) >= 2 else np.zeros((k + 1,) * 2)
+        intercept, slopes = float(fit.intercepts[j]), np.asarray(fit.slopes[j], dtype=float)
+        model_std = float(chosen.held_std["surface"][j]) if chosen is not None and chosen.held_std else 0.0
+        notes: tuple[str, ...] = ()
+        lo, hi = float(runs.T[:, j].min()), float(runs.T[:, j].max())
+        Zs = design(runs.x)
+        spread = np.sqrt(np.maximum(np.einsum("mi,ij,mj->m", Zs, np.atleast_2d(cov), Zs), 0.0))
+        if spread.max() > (hi - lo) / 2:
+            # Within the very scales the runs cover, the bootstrap refits disagree about the
+            # optimum by more than the range of values the runs tried: the runs do not determine
+            # the relation. Fall back to a constant (carry-over) at the runs' mean scale.
+            Z = design(runs.x.mean(axis=0)[None, :])[0]
+            mid = float(np.clip(intercept + float(runs.x.mean(axis=0) @ slopes), lo, hi))
+            var = float(Z @ np.atleast_2d(cov) @ Z)
+            exps = ", ".join(f"{a} {b:+.2f}" for a, b in zip(space.scaling, slopes))
+            notes = (f"{name}: the runs do not determine how it moves with scale (exponents {exps}, whose "
+                     f"refits disagree within the observed scales by more than the values the runs tried, "
+                     f"{space[name].from_transformed(lo)[0]:.3g}..{space[name].from_transformed(hi)[0]:.3g}); "
+                     f"held constant at its value at the runs' mean scale instead",)
+            intercept, slopes = mid, np.zeros(k)
+            cov = np.zeros((k + 1, k + 1))
+            cov[0, 0] = var
+            model_std = max(model_std, float(runs.T[:, j].std()))
         relations[name] = Relation(
-            param=name, axes=tuple(space.scaling), intercept=float(fit.intercepts[j]),
-            slopes=tuple(float(v) for v in fit.slopes[j]),
+            param=name, axes=tuple(space.scaling), intercept=intercept,
+            slopes=tuple(float(v) for v in slopes),
             covariance=tuple(tuple(float(v) for v in row) for row in np.atleast_2d(cov)),
-            transform=space[name].kind, curvature=float(fit.curvature[j]),
-            model_std=float(chosen.held_std["surface"][j]) if chosen is not None and chosen.held_std else 0.0,
+            transform=space[name].kind, curvature=float(fit.curvature[j]), model_std=model_std, notes=notes,
         )
     return relations, chosen
 
