@@ -24,7 +24,10 @@ error against the grid's best, which estimator the cross-validation chose, the l
 grid is the test grid itself). Optionally (``--moe``)
 the MoE sweep of ``tests/data`` against carry-over.
 
-Run:  python -m benchmarks.scaling_real [--data PATH] [--moe]
+With ``--synthetic N``: the coverage of the 90% intervals of the true optimum at 33x beyond the
+runs, and the regret there, on N ``LLMLandscape.random`` landscapes (160 runs imported each).
+
+Run:  python -m benchmarks.scaling_real [--data PATH] [--moe] [--synthetic 20]
 """
 
 from __future__ import annotations
@@ -157,6 +160,46 @@ def moe(path: Path) -> list[dict]:
     ]
 
 
+def synthetic(n: int, *, runs: int = 160) -> dict:
+    """Coverage of the 90% intervals at 33x beyond the runs on ``n`` random landscapes, each with
+    ``runs`` imported runs scattered around its optima (as tests/test_scaling.py imports them)."""
+    import warnings
+
+    from carbs_like.testing import LLMLandscape
+    from carbs_like.tuner import Tuner
+
+    target = {"n_params": 1e9, "tokens": 2e10}
+    hits = {"lr": 0, "batch_size": 0, "weight_decay": 0, "loss": 0}
+    regrets = []
+    for seed in range(n):
+        land = LLMLandscape.random(seed)
+        rng = np.random.default_rng(seed)
+        tuner = Tuner(land.space(), seed=seed)
+        (n_lo, n_hi), (d_lo, d_hi) = land.n_params_range, land.tokens_range
+        for _ in range(runs):
+            N, D = (math.exp(rng.uniform(math.log(a), math.log(b))) for a, b in ((n_lo, n_hi), (d_lo, d_hi)))
+            opt = land.optimal_config(N, D)
+            config = {"n_params": N, "tokens": D,
+                      "lr": opt["lr"] * math.exp(0.7 * rng.standard_normal()),
+                      "batch_size": float(np.clip(opt["batch_size"] * math.exp(0.7 * rng.standard_normal()), 1e3, 1e7)),
+                      "weight_decay": float(np.clip(opt["weight_decay"] * math.exp(0.7 * rng.standard_normal()), 1e-4, 10)),
+                      "schedule": str(rng.choice(list(land.schedule_factor)))}
+            loss, cost, failed = land.evaluate(config, rng=rng)
+            tuner.add(config, loss=loss, cost=cost, failed=failed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pred = tuner.scaling_law().predict(**target)
+        truth = land.optimal_config(**target)
+        for p in ("lr", "batch_size", "weight_decay"):
+            lo, hi = pred.intervals[p]
+            hits[p] += lo <= truth[p] <= hi
+        best = float(land.optimal_loss(**target))
+        hits["loss"] += pred.loss_interval[0] <= best <= pred.loss_interval[1]
+        regrets.append(land.loss(pred.config) / best - 1 if land.loss(pred.config) is not None else math.inf)
+    return {"landscapes": n, **{f"cover {k}": f"{v}/{n}" for k, v in hits.items()},
+            "median regret": f"{100 * float(np.median(regrets)):.3f}%", "worst regret": f"{100 * max(regrets):.3f}%"}
+
+
 def show(rows: list[dict]) -> None:
     cols = ["split", "grids", "law", "refit", "argmin fit", "carry-over", "cover lr", "cover bs", "cover loss",
             "lr x/÷", "loss err", "estimator", "lr exps", "fit s"]
@@ -174,6 +217,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DENSE)
     ap.add_argument("--moe", action="store_true", help="also the MoE sweep of tests/data")
+    ap.add_argument("--synthetic", type=int, default=0, metavar="N",
+                    help="also the interval coverage at 33x on N random synthetic landscapes")
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch
@@ -184,6 +229,10 @@ def main() -> None:
         rows += moe(MOE)
     print("mean gap of the proposal's nearest grid cell to the grid's best cell (lower is better)")
     show(rows)
+    if args.synthetic:
+        print("\nsynthetic: 90% interval coverage of the true optimum at 33x beyond the runs")
+        for k, v in synthetic(args.synthetic).items():
+            print(f"  {k}: {v}")
 
 
 if __name__ == "__main__":
