@@ -397,3 +397,19 @@ def test_a_budget_is_spent_when_an_axis_is_held_constant() -> None:
     for factor in (0.5, 10.0, 1e3):
         pred = law.predict(cost=factor * largest)
         assert 0.8 <= narrow.cost(pred.config) / (factor * largest) <= 1.0 + 1e-9
+
+
+def test_predict_loss_is_lowest_at_the_proposal_and_tracks_the_landscape(other_law) -> None:
+    law, landscape = other_law
+    size = {"n_params": 1e9, "tokens": 2e10}
+    pred = law.predict(**size)
+    configs = [pred.config] + [{**pred.config, "lr": pred.config["lr"] * f} for f in (0.25, 4.0)]
+    table = law.predict_loss(configs)
+    assert list(table.columns) == ["loss", "loss_lo", "loss_hi"] and len(table) == 3
+    assert (table["loss_lo"] <= table["loss"]).all() and (table["loss"] <= table["loss_hi"]).all()
+    assert table["loss"][0] == pytest.approx(pred.loss * law.choice_scores["schedule"][pred.config["schedule"]], rel=1e-6)
+    assert table["loss"][0] < table["loss"][1] and table["loss"][0] < table["loss"][2]
+    truth = np.array([landscape.loss(c) for c in configs])
+    assert np.allclose(table["loss"], truth, rtol=0.03)
+    with pytest.raises(ValueError, match="misses"):
+        law.predict_loss([{"n_params": 1e9}])

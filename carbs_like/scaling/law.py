@@ -52,7 +52,7 @@ import dataclasses
 import math
 import numbers
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
@@ -64,6 +64,7 @@ from ..space import ChoiceParam, SearchSpace
 from ..trial import ObservedData
 from .budget import compute_optimal
 from .power_laws import CostLaw, LossLaw, design, fit_cost_law
+from .results import Evidence, Prediction, Relation
 from .select import choose_estimator
 from .surface import Runs, fit_surface, n_coefficients
 from .threads import limited_threads
@@ -72,105 +73,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["Evidence", "Prediction", "Relation", "ScalingLaw"]
-
-
-# ----------------------------------------------------------------------------- the nouns ----
-@dataclass(frozen=True)
-class Relation:
-    """How the best value of one numeric param moves with scale.
-
-    ``t(h*) = intercept + sum_k slopes[k] * log(s_k)``, with ``t`` the param's transform (see
-    ``transform``) and ``s_k`` the value of scaling axis ``axes[k]`` in param space.
-
-    Attributes:
-        param: the param's name.
-        axes: the scaling axes, in the order of ``slopes``.
-        intercept: ``a``, in transformed units.
-        slopes: ``b_k``, the exponents for a LogParam.
-        covariance: `(k+1) x (k+1)` covariance of ``(intercept, *slopes)`` (bootstrap).
-        transform: ``"log"``, ``"linear"`` or ``"logit"``.
-        curvature: relative loss increase per squared transformed unit away from the optimum
-            (for a LogParam: the loss grows by ~ ``curvature * ln(h / h*)^2``; NaN for the
-            ``optima`` estimator, whose valleys are asymmetric and differ by scale).
-        model_std: model error in transformed units, added in quadrature to every prediction's
-            std (for ``optima``: the leave-one-scale-out RMS error of the per-scale optima).
-        estimator: ``"surface"`` or ``"optima"`` (see :mod:`~carbs_like.scaling.select`).
-        notes: what the user should know about this relation (an axis it is held constant along).
-    """
-
-    param: str
-    axes: tuple[str, ...]
-    intercept: float
-    slopes: tuple[float, ...]
-    covariance: tuple[tuple[float, ...], ...]
-    transform: str
-    curvature: float
-    model_std: float = 0.0
-    estimator: str = "surface"
-    notes: tuple[str, ...] = ()
-
-    @property
-    def slope_std(self) -> tuple[float, ...]:
-        cov = np.asarray(self.covariance)
-        return tuple(float(math.sqrt(max(cov[i, i], 0.0))) for i in range(1, cov.shape[0]))
-
-    def __call__(self, log_scales: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and std of ``t(h*)`` at `m x k` log scales (natural log); two `m` arrays."""
-        Z = design(np.atleast_2d(log_scales))
-        coef = np.array([self.intercept, *self.slopes])
-        var = np.einsum("mi,ij,mj->m", Z, np.asarray(self.covariance), Z) + self.model_std**2
-        return Z @ coef, np.sqrt(np.maximum(var, 0.0))
-
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """The runs behind the law, in the units of the relations (for plots and checks).
-
-    Attributes:
-        log_scales: `n x k` natural-log scales of the successful runs.
-        values: `n x p` their transformed values of the relation params.
-        excess: `n` the fitted relative loss excess ``q`` of each run over the best at its scale.
-        loss: `n` their observed losses.
-        params: the ``p`` relation params, in column order.
-    """
-
-    log_scales: np.ndarray
-    values: np.ndarray
-    excess: np.ndarray
-    loss: np.ndarray
-    params: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """A proposal with its uncertainty.
-
-    Attributes:
-        config: the full config (a plain dict, what ``propose`` returns).
-        intervals: for each numeric non-scaling param, the ``level`` interval of its best value
-            (param space, within the param's bounds).
-        loss: the predicted best loss at this scale (loss law).
-        loss_interval: its ``level`` band.
-        cost: the predicted cost (cost law).
-        level: the coverage of the intervals.
-        notes: anything the user should know (a value clamped to a param's bounds, ...).
-    """
-
-    config: dict[str, Any]
-    intervals: dict[str, tuple[float, float]]
-    loss: float
-    loss_interval: tuple[float, float]
-    cost: float
-    level: float
-    notes: tuple[str, ...] = ()
-
-    def rows(self) -> list[dict[str, Any]]:
-        """One row per param (the proposed value and its interval) and one for the predicted loss,
-        for tables."""
-        rows = [{"param": k, "value": v, "interval": self.intervals.get(k)} for k, v in self.config.items()]
-        rows.append({"param": "predicted loss", "value": self.loss, "interval": self.loss_interval})
-        return rows
 
 
 @dataclass(frozen=True)
@@ -190,6 +92,8 @@ class ScalingLaw:
         evidence: the runs behind the fit.
         held: `k` log scales at which axes the runs barely varied are held (NaN for the others;
             empty: none held).
+        curvature_matrix: `p x p` the loss's curvature around the optimum in transformed units
+            (the response surface's), behind :meth:`predict_loss`.
     """
 
     space: SearchSpace
@@ -200,6 +104,7 @@ class ScalingLaw:
     cost_law: CostLaw
     evidence: Evidence = field(repr=False)
     held: tuple[float, ...] = ()
+    curvature_matrix: tuple[tuple[float, ...], ...] = ()
 
     # --- fitting ------------------------------------------------------------------------------
     @classmethod
@@ -331,6 +236,40 @@ class ScalingLaw:
             out.append(math.log(float(v)))
         return np.array(out), []
 
+    def predict_loss(self, configs: "Sequence[Mapping[str, Any]]", *, level: float = 0.9) -> "pd.DataFrame":
+        """Predicted loss of any configs at any scale (a what-if): the loss law at each config's
+        scale, times ``1 + d' H d`` for its distance ``d`` (transformed units) from the relations'
+        optimum there, times its choices' loss factors (:attr:`choice_scores`).
+
+        Args:
+            configs: full configs (plain dicts); scaling values may lie beyond the searched bounds.
+            level: coverage of the band (the loss law's band, scaled the same way).
+
+        Returns:
+            A DataFrame with one row per config: ``loss``, ``loss_lo``, ``loss_hi``.
+        """
+        import pandas as pd
+
+        if not 0.0 < level < 1.0:
+            raise ValueError(f"level must lie in (0, 1), got {level!r}")
+        H = np.asarray(self.curvature_matrix) if self.curvature_matrix else np.zeros((0, 0))
+        rows = []
+        for config in configs:
+            missing = [n for n in self.space.names if n not in config]
+            if missing:
+                raise ValueError(f"config {dict(config)!r} misses {missing}: give every param of the space")
+            x, _ = self._log_scales({s: config[s] for s in self.space.scaling}, None, {})
+            d = np.array([_transform(rel.transform, float(config[name])) - float(rel(x[None, :])[0][0])
+                          for name, rel in self.relations.items()])
+            factor = 1.0 + float(d @ H @ d) if H.size else 1.0
+            for name, scores in self.choice_scores.items():
+                f = scores.get(config[name], math.nan)
+                factor *= f if math.isfinite(f) else 1.0
+            lo, hi = self.loss_law.band(x, level=level)
+            rows.append({"loss": float(self.loss_law(x)[0]) * factor, "loss_lo": float(lo[0]) * factor,
+                         "loss_hi": float(hi[0]) * factor})
+        return pd.DataFrame(rows, columns=["loss", "loss_lo", "loss_hi"])
+
     # --- reporting ----------------------------------------------------------------------------
     def table(self) -> "pd.DataFrame":
         """The fitted relations, one row per non-scaling param.
@@ -368,6 +307,15 @@ class ScalingLaw:
 
 
 # ----------------------------------------------------------------------------- fitting ------
+def _transform(kind: str, value: float) -> float:
+    """A param value in the transformed units of its relation (see :class:`Relation`)."""
+    if kind == "log":
+        return math.log(value)
+    if kind == "logit":
+        return math.log(value / (1.0 - value))
+    return value
+
+
 def _failed(space: SearchSpace, data: ObservedData, relation_params: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Log scales and transformed relation values of the failed runs (censored evidence)."""
     X = data.X[data.failed]
@@ -430,7 +378,16 @@ def _fit(space: SearchSpace, data: ObservedData, *, n_bootstrap: int, seed: int)
                         params=tuple(relation_params))
     return ScalingLaw(space=space, relations=relations, choices=choices, choice_scores=scores,
                       loss_law=_with_model_error(fit.loss_law, chosen), cost_law=cost_law, evidence=evidence,
-                      held=tuple(float(m) if f else math.nan for m, f in zip(x_fit.mean(axis=0), flat)))
+                      held=tuple(float(m) if f else math.nan for m, f in zip(x_fit.mean(axis=0), flat)),
+                      curvature_matrix=_curvature_matrix(fit))
+
+
+def _curvature_matrix(fit) -> tuple[tuple[float, ...], ...]:
+    s = fit.surface
+    if not s.p:
+        return ()
+    H = s.H(s.split(fit.theta)[3]) / np.outer(s.t_std, s.t_std)
+    return tuple(tuple(float(v) for v in row) for row in H)
 
 
 def _with_model_error(loss_law: LossLaw, chosen: Any) -> LossLaw:
@@ -486,10 +443,10 @@ def _relations(space: SearchSpace, data: ObservedData, runs: Runs, fit, relation
             mid = float(np.clip(intercept + float(runs.x.mean(axis=0) @ slopes), lo, hi))
             var = float(Z @ np.atleast_2d(cov) @ Z)
             exps = ", ".join(f"{a} {b:+.2f}" for a, b in zip(space.scaling, slopes))
+            tried = f"{space[name].from_transformed(lo)[0]:.3g}..{space[name].from_transformed(hi)[0]:.3g}"
             notes = (f"{name}: the runs do not determine how it moves with scale (exponents {exps}, whose "
                      f"refits disagree within the observed scales by more than the values the runs tried, "
-                     f"{space[name].from_transformed(lo)[0]:.3g}..{space[name].from_transformed(hi)[0]:.3g}); "
-                     f"held constant at its value at the runs' mean scale instead",)
+                     f"{tried}); held constant at its value at the runs' mean scale instead",)
             intercept, slopes = mid, np.zeros(k)
             cov = np.zeros((k + 1, k + 1))
             cov[0, 0] = var
