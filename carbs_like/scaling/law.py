@@ -29,7 +29,27 @@ the loss is not symmetric about its optimum, and on the demo's runs a bowl fitte
 ``1 / sqrt(1 + q / 0.05)`` centred lr at half the value of the best runs at the largest size). It
 is fitted by robust least squares (soft-L1 on the log loss, so a few outliers barely pull), with
 weak priors that keep the optimum near the runs; uncertainties come from refits on bootstrap
-resamples of the runs. Failed runs carry no loss and are left out.
+resamples of the runs. Failed runs carry no loss and are left out of the surface.
+
+Where the runs come in sweeps (groups of runs at the same scale, e.g. a full lr x batch grid at
+each (N, D)), a second estimator competes for the relations (:mod:`~carbs_like.scaling.optima`):
+each group's optimum from a local fit that lets the loss valley be lopsided (a steeper wall
+above the best lr than below it) and treats failed runs and runs far from the best as censored
+evidence (the loss there is at least this high), then weighted power laws through those optima,
+with the axes each relation depends on chosen by leave-one-scale-out cross-validation (the
+constant, i.e. carry-over, is one candidate). The two estimators are compared by
+cross-validation along scale (:mod:`~carbs_like.scaling.select`): the largest scales are held
+out, both are refitted on the rest, and the one whose proposals lie lower in the held-out
+groups' valleys gives the relations. On the real dense Step Law grids (``benchmarks/
+scaling_real.py``) the per-scale optima win: the symmetric bowl centres lr on the flat low-lr
+side of the real, lopsided valley.
+
+Intervals include model error: for the optima, the leave-one-scale-out and held-out-scale error
+of the law against each group's best run; for the surface where groups exist, its held-out-scale
+error; the loss band adds the spread of the groups' best losses around the loss law and its
+held-out-scale error. A relation whose bootstrap refits disagree, within the observed scales,
+by more than the range of values the runs tried is not determined by the runs: it is held
+constant (at its value at the runs' mean scale) and says so in ``predict().notes``.
 
 Why not the argmins of the tuner's GP at each observed scale: that was the first design. With
 ~120 runs in 6 dimensions the GP mean's conditional optima scatter by ~0.8 nats in lr at a fixed
