@@ -107,3 +107,21 @@ def test_law_on_full_grids_uses_the_optima_and_extrapolates() -> None:
     assert abs(math.log(pred.config["lr"] / lr_opt)) < math.log(1.3)
     lo, hi = pred.intervals["lr"]
     assert lo <= lr_opt <= hi and hi / lo < 4.0  # covers the truth, and says something
+
+
+def test_a_group_that_never_varies_a_param_gives_no_local_optimum() -> None:
+    lrs = np.geomspace(2e-4, 1e-2, 40)  # an lr-only sweep, finer than any window
+    T = np.stack([np.log(lrs), np.full(40, math.log(256.0))], axis=1)
+    loss = np.array([planted_loss(lr, 256.0, 2e-3, 300.0, 2.5) for lr in lrs])
+    assert local_optimum(T, loss, np.zeros((0, 2))) is None
+    # ...and a law on such sweeps still fits (with the response surface).
+    scales = [(N, D) for N in (1e8, 2e8, 4e8) for D in (4e9, 1e10, 2.5e10)]
+    tuner = grid_tuner(scales)
+    sub = Tuner(tuner.space, seed=0)
+    for row in tuner.observations().itertuples():
+        if row.batch_size == 256:
+            config = {"n_params": row.n_params, "tokens": row.tokens, "lr": row.lr, "batch_size": 256}
+            failed = row.status == "failed"
+            sub.add(config, loss=None if failed else row.loss, cost=row.cost, failed=failed)
+    law = ScalingLaw.fit(sub, n_bootstrap=0)
+    assert {r.estimator for r in law.relations.values()} == {"surface"}

@@ -71,7 +71,8 @@ def local_excess(theta: np.ndarray, T: np.ndarray) -> np.ndarray:
 
 def local_optimum(T: np.ndarray, loss: np.ndarray, T_failed: np.ndarray, *, noise: float = 1e-3,
                   asymmetry: float = 1.0) -> GroupOptimum | None:
-    """Fit the asymmetric local valley of one group; None when the group cannot pin it down.
+    """Fit the asymmetric local valley of one group; None when the group cannot pin it down
+    (fewer runs than below, or a param all its runs share: its optimum there is unknown).
 
     Args:
         T: `n x p` transformed values of the successful runs.
@@ -89,7 +90,7 @@ def local_optimum(T: np.ndarray, loss: np.ndarray, T_failed: np.ndarray, *, nois
 
     n, p = T.shape
     m = 2 * _n_local(p) + 2
-    if n < m:
+    if n < m or np.any(np.ptp(T, axis=0) < 1e-9):  # too few runs, or a param the group never varied
         return None
     y = np.log(loss)
     order = np.argsort(y)
