@@ -351,3 +351,65 @@ def test_the_cli_table_shows_the_predictions_notes() -> None:
     text = format_prediction(pred, tuner)
     assert "note: the loss law would split this budget" in text
     assert "lr" in text and "predicted loss" in text
+
+
+def test_fits_run_single_threaded_by_default_and_restore_the_setting(monkeypatch) -> None:
+    import torch
+
+    from carbs_like.scaling import law as law_module
+
+    seen = []
+    real = law_module.fit_surface
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(law_module, "fit_surface", spy)
+    tuner = data_limited_runs()
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        ScalingLaw.fit(tuner, n_bootstrap=0)
+        assert seen[-1] == 1 and torch.get_num_threads() == 2
+        ScalingLaw.fit(tuner, n_bootstrap=0, threads=None)
+        assert seen[-1] == 2
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ValueError, match="threads"):
+        ScalingLaw.fit(tuner, threads=0)
+
+
+def test_a_clamped_proposal_warns_naming_the_param_and_bound(other_law) -> None:
+    law, _ = other_law
+    with pytest.warns(UserWarning, match=r"batch_size.*max=10000000"):
+        pred = law.predict(n_params=1e9, tokens=1e17)  # batch* ~ tokens^0.42 far beyond 1e7
+    assert pred.config["batch_size"] == 10**7
+    assert any("batch_size" in n and "clamped" in n for n in pred.notes)
+
+
+def test_a_budget_is_spent_when_an_axis_is_held_constant() -> None:
+    narrow = OTHER.with_(n_params_range=(1.0e7, 1.4e7))
+    tuner = import_runs(narrow, 160, seed=2)
+    with pytest.warns(RuntimeWarning, match="varies only by a factor"):
+        law = ScalingLaw.fit(tuner, n_bootstrap=0)
+    largest = float(tuner.observations()["cost"].max())
+    for factor in (0.5, 10.0, 1e3):
+        pred = law.predict(cost=factor * largest)
+        assert 0.8 <= narrow.cost(pred.config) / (factor * largest) <= 1.0 + 1e-9
+
+
+def test_predict_loss_is_lowest_at_the_proposal_and_tracks_the_landscape(other_law) -> None:
+    law, landscape = other_law
+    size = {"n_params": 1e9, "tokens": 2e10}
+    pred = law.predict(**size)
+    configs = [pred.config] + [{**pred.config, "lr": pred.config["lr"] * f} for f in (0.25, 4.0)]
+    table = law.predict_loss(configs)
+    assert list(table.columns) == ["loss", "loss_lo", "loss_hi"] and len(table) == 3
+    assert (table["loss_lo"] <= table["loss"]).all() and (table["loss"] <= table["loss_hi"]).all()
+    assert table["loss"][0] == pytest.approx(pred.loss * law.choice_scores["schedule"][pred.config["schedule"]], rel=1e-6)
+    assert table["loss"][0] < table["loss"][1] and table["loss"][0] < table["loss"][2]
+    truth = np.array([landscape.loss(c) for c in configs])
+    assert np.allclose(table["loss"], truth, rtol=0.03)
+    with pytest.raises(ValueError, match="misses"):
+        law.predict_loss([{"n_params": 1e9}])

@@ -18,14 +18,16 @@ __all__ = ["compute_optimal", "split_within"]
 
 
 def compute_optimal(cost: float, *, loss_law: LossLaw, cost_law: CostLaw,
-                    observed: np.ndarray) -> tuple[np.ndarray, str | None]:
+                    observed: np.ndarray, held: np.ndarray | None = None) -> tuple[np.ndarray, str | None]:
     """Log scales minimising the loss law subject to the cost law meeting ``cost``, and a note
     when the split between axes had to be held at the edge of what the runs tried.
 
     With ``L = E + sum_k A_k exp(-alpha_k x_k)`` and ``log cost = c + sum_k g_k x_k`` the
     Lagrange condition ``alpha_k A_k exp(-alpha_k x_k) = lambda g_k`` gives each ``x_k`` in
     closed form, and the budget fixes ``log lambda`` (the problem is convex). Axes the cost
-    does not grow with stay at their largest observed value.
+    does not grow with stay at their largest observed value; axes given in ``held`` (a `k`
+    array of log scales, NaN for a free axis) stay at that value, e.g. an axis the runs barely
+    varied, held where the cost law was fitted, so that the budget is spent as predicted.
 
     The split between two axes (e.g. tokens per parameter) may leave the range of splits the
     runs tried only as far as the budget leaves their costs: by at most a factor
@@ -39,13 +41,16 @@ def compute_optimal(cost: float, *, loss_law: LossLaw, cost_law: CostLaw,
     if isinstance(cost, bool) or not isinstance(cost, numbers.Real) or not math.isfinite(cost) or cost <= 0:
         raise ValueError(f"cost={cost!r}: a budget must be a positive finite number")
     g = np.asarray(cost_law.slopes)
-    driving = g > 0.05
+    fixed = np.zeros(len(g), dtype=bool) if held is None else ~np.isnan(np.asarray(held, dtype=float))
+    driving = (g > 0.05) & ~fixed
     if not driving.any():
         raise ValueError(
             "the observed cost does not grow with any scaling axis, so a budget does not set a "
             "scale; pass the scaling values to propose() instead"
         )
     x = observed.max(axis=0).copy()
+    if fixed.any():
+        x[fixed] = np.asarray(held, dtype=float)[fixed]
     budget = math.log(float(cost)) - cost_law.intercept - float(g[~driving] @ x[~driving])
     gf, alpha = g[driving], np.asarray(loss_law.alpha)[driving]
     logA = np.log(np.asarray(loss_law.A)[driving])

@@ -29,7 +29,27 @@ the loss is not symmetric about its optimum, and on the demo's runs a bowl fitte
 ``1 / sqrt(1 + q / 0.05)`` centred lr at half the value of the best runs at the largest size). It
 is fitted by robust least squares (soft-L1 on the log loss, so a few outliers barely pull), with
 weak priors that keep the optimum near the runs; uncertainties come from refits on bootstrap
-resamples of the runs. Failed runs carry no loss and are left out.
+resamples of the runs. Failed runs carry no loss and are left out of the surface.
+
+Where the runs come in sweeps (groups of runs at the same scale, e.g. a full lr x batch grid at
+each (N, D)), a second estimator competes for the relations (:mod:`~carbs_like.scaling.optima`):
+each group's optimum from a local fit that lets the loss valley be lopsided (a steeper wall
+above the best lr than below it) and treats failed runs and runs far from the best as censored
+evidence (the loss there is at least this high), then weighted power laws through those optima,
+with the axes each relation depends on chosen by leave-one-scale-out cross-validation (the
+constant, i.e. carry-over, is one candidate). The two estimators are compared by
+cross-validation along scale (:mod:`~carbs_like.scaling.select`): the largest scales are held
+out, both are refitted on the rest, and the one whose proposals lie lower in the held-out
+groups' valleys gives the relations. On the real dense Step Law grids (``benchmarks/
+scaling_real.py``) the per-scale optima win: the symmetric bowl centres lr on the flat low-lr
+side of the real, lopsided valley.
+
+Intervals include model error: for the optima, the leave-one-scale-out and held-out-scale error
+of the law against each group's best run; for the surface where groups exist, its held-out-scale
+error; the loss band adds the spread of the groups' best losses around the loss law and its
+held-out-scale error. A relation whose bootstrap refits disagree, within the observed scales,
+by more than the range of values the runs tried is not determined by the runs: it is held
+constant (at its value at the runs' mean scale) and says so in ``predict().notes``.
 
 Why not the argmins of the tuner's GP at each observed scale: that was the first design. With
 ~120 runs in 6 dimensions the GP mean's conditional optima scatter by ~0.8 nats in lr at a fixed
@@ -48,9 +68,11 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
-from collections.abc import Mapping
+import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
@@ -62,103 +84,15 @@ from ..space import ChoiceParam, SearchSpace
 from ..trial import ObservedData
 from .budget import compute_optimal
 from .power_laws import CostLaw, LossLaw, design, fit_cost_law
+from .results import Evidence, Prediction, Relation
+from .select import choose_estimator
 from .surface import Runs, fit_surface, n_coefficients
+from .threads import limited_threads
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["Evidence", "Prediction", "Relation", "ScalingLaw"]
-
-
-# ----------------------------------------------------------------------------- the nouns ----
-@dataclass(frozen=True)
-class Relation:
-    """How the best value of one numeric param moves with scale.
-
-    ``t(h*) = intercept + sum_k slopes[k] * log(s_k)``, with ``t`` the param's transform (see
-    ``transform``) and ``s_k`` the value of scaling axis ``axes[k]`` in param space.
-
-    Attributes:
-        param: the param's name.
-        axes: the scaling axes, in the order of ``slopes``.
-        intercept: ``a``, in transformed units.
-        slopes: ``b_k``, the exponents for a LogParam.
-        covariance: `(k+1) x (k+1)` covariance of ``(intercept, *slopes)`` (bootstrap).
-        transform: ``"log"``, ``"linear"`` or ``"logit"``.
-        curvature: relative loss increase per squared transformed unit away from the optimum
-            (for a LogParam: the loss grows by ~ ``curvature * ln(h / h*)^2``).
-    """
-
-    param: str
-    axes: tuple[str, ...]
-    intercept: float
-    slopes: tuple[float, ...]
-    covariance: tuple[tuple[float, ...], ...]
-    transform: str
-    curvature: float
-
-    @property
-    def slope_std(self) -> tuple[float, ...]:
-        cov = np.asarray(self.covariance)
-        return tuple(float(math.sqrt(max(cov[i, i], 0.0))) for i in range(1, cov.shape[0]))
-
-    def __call__(self, log_scales: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and std of ``t(h*)`` at `m x k` log scales (natural log); two `m` arrays."""
-        Z = design(np.atleast_2d(log_scales))
-        coef = np.array([self.intercept, *self.slopes])
-        var = np.einsum("mi,ij,mj->m", Z, np.asarray(self.covariance), Z)
-        return Z @ coef, np.sqrt(np.maximum(var, 0.0))
-
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """The runs behind the law, in the units of the relations (for plots and checks).
-
-    Attributes:
-        log_scales: `n x k` natural-log scales of the successful runs.
-        values: `n x p` their transformed values of the relation params.
-        excess: `n` the fitted relative loss excess ``q`` of each run over the best at its scale.
-        loss: `n` their observed losses.
-        params: the ``p`` relation params, in column order.
-    """
-
-    log_scales: np.ndarray
-    values: np.ndarray
-    excess: np.ndarray
-    loss: np.ndarray
-    params: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """A proposal with its uncertainty.
-
-    Attributes:
-        config: the full config (a plain dict, what ``propose`` returns).
-        intervals: for each numeric non-scaling param, the ``level`` interval of its best value
-            (param space, within the param's bounds).
-        loss: the predicted best loss at this scale (loss law).
-        loss_interval: its ``level`` band.
-        cost: the predicted cost (cost law).
-        level: the coverage of the intervals.
-        notes: anything the user should know (a value clamped to a param's bounds, ...).
-    """
-
-    config: dict[str, Any]
-    intervals: dict[str, tuple[float, float]]
-    loss: float
-    loss_interval: tuple[float, float]
-    cost: float
-    level: float
-    notes: tuple[str, ...] = ()
-
-    def rows(self) -> list[dict[str, Any]]:
-        """One row per param (the proposed value and its interval) and one for the predicted loss,
-        for tables."""
-        rows = [{"param": k, "value": v, "interval": self.intervals.get(k)} for k, v in self.config.items()]
-        rows.append({"param": "predicted loss", "value": self.loss, "interval": self.loss_interval})
-        return rows
 
 
 @dataclass(frozen=True)
@@ -176,6 +110,10 @@ class ScalingLaw:
         loss_law: the best loss against scale.
         cost_law: the cost against scale.
         evidence: the runs behind the fit.
+        held: `k` log scales at which axes the runs barely varied are held (NaN for the others;
+            empty: none held).
+        curvature_matrix: `p x p` the loss's curvature around the optimum in transformed units
+            (the response surface's), behind :meth:`predict_loss`.
     """
 
     space: SearchSpace
@@ -185,6 +123,8 @@ class ScalingLaw:
     loss_law: LossLaw
     cost_law: CostLaw
     evidence: Evidence = field(repr=False)
+    held: tuple[float, ...] = ()
+    curvature_matrix: tuple[tuple[float, ...], ...] = ()
 
     # --- fitting ------------------------------------------------------------------------------
     @classmethod
@@ -194,6 +134,7 @@ class ScalingLaw:
         *,
         n_bootstrap: int = 32,
         seed: int | None = None,
+        threads: int | None = 1,
     ) -> "ScalingLaw":
         """Fit the scaling law from a tuner's observations (see the module docstring).
 
@@ -202,6 +143,9 @@ class ScalingLaw:
                 left out (they have no loss).
             n_bootstrap: refits on resampled runs behind the uncertainties (0: none).
             seed: seeds the bootstrap's own generator (default: the tuner's seed).
+            threads: BLAS and torch threads during the fit (default 1: small fits on a busy
+                machine run many times slower multi-threaded); None leaves them as they are.
+                The previous settings are restored afterwards.
 
         Raises:
             ValueError: the space has no scaling axes, or there are too few successful
@@ -215,8 +159,11 @@ class ScalingLaw:
             )
         if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, int) or n_bootstrap < 0:
             raise ValueError(f"n_bootstrap must be a non-negative int, got {n_bootstrap!r}")
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"threads must be a positive int or None, got {threads!r}")
         seed = tuner.seed if seed is None else int(seed)
-        return _fit(space, tuner.observed_data(), n_bootstrap=n_bootstrap, seed=seed)
+        with limited_threads(threads):
+            return _fit(space, tuner.observed_data(), n_bootstrap=n_bootstrap, seed=seed)
 
     # --- proposing ----------------------------------------------------------------------------
     def propose(self, scaling: Mapping[str, float] | None = None, /, *, cost: float | None = None,
@@ -263,8 +210,12 @@ class ScalingLaw:
             hi, _ = self.space[name].from_transformed(float(mean[0] + z * std[0]))
             config[name] = value
             intervals[name] = (lo, hi)
+            notes.extend(rel.notes)
             if clamped:
-                notes.append(f"{name}: the relation's value lies outside the param's bounds; clamped to {value!r}")
+                note = f"{name}: the relation's value lies outside the param's bounds; clamped to {value!r}"
+                notes.append(note)
+                warnings.warn(f"{note} (bounds min={self.space[name].min!r}, max={self.space[name].max!r})",
+                              UserWarning, stacklevel=3)
         config.update(self.choices)
         config = {n: config[n] for n in self.space.names}
         loss = float(self.loss_law(x)[0])
@@ -285,7 +236,8 @@ class ScalingLaw:
                     f"(got cost and {sorted(given)})"
                 )
             x, note = compute_optimal(cost, loss_law=self.loss_law, cost_law=self.cost_law,
-                                      observed=self.evidence.log_scales)
+                                      observed=self.evidence.log_scales,
+                                      held=np.asarray(self.held) if self.held else None)
             return x, [note] if note else []
         unknown = sorted(set(given) - set(self.space.scaling))
         missing = [s for s in self.space.scaling if s not in given]
@@ -303,6 +255,40 @@ class ScalingLaw:
                 raise ValueError(f"{s}={v!r}: a scaling value must be a positive finite number")
             out.append(math.log(float(v)))
         return np.array(out), []
+
+    def predict_loss(self, configs: "Sequence[Mapping[str, Any]]", *, level: float = 0.9) -> "pd.DataFrame":
+        """Predicted loss of any configs at any scale (a what-if): the loss law at each config's
+        scale, times ``1 + d' H d`` for its distance ``d`` (transformed units) from the relations'
+        optimum there, times its choices' loss factors (:attr:`choice_scores`).
+
+        Args:
+            configs: full configs (plain dicts); scaling values may lie beyond the searched bounds.
+            level: coverage of the band (the loss law's band, scaled the same way).
+
+        Returns:
+            A DataFrame with one row per config: ``loss``, ``loss_lo``, ``loss_hi``.
+        """
+        import pandas as pd
+
+        if not 0.0 < level < 1.0:
+            raise ValueError(f"level must lie in (0, 1), got {level!r}")
+        H = np.asarray(self.curvature_matrix) if self.curvature_matrix else np.zeros((0, 0))
+        rows = []
+        for config in configs:
+            missing = [n for n in self.space.names if n not in config]
+            if missing:
+                raise ValueError(f"config {dict(config)!r} misses {missing}: give every param of the space")
+            x, _ = self._log_scales({s: config[s] for s in self.space.scaling}, None, {})
+            d = np.array([_transform(rel.transform, float(config[name])) - float(rel(x[None, :])[0][0])
+                          for name, rel in self.relations.items()])
+            factor = 1.0 + float(d @ H @ d) if H.size else 1.0
+            for name, scores in self.choice_scores.items():
+                f = scores.get(config[name], math.nan)
+                factor *= f if math.isfinite(f) else 1.0
+            lo, hi = self.loss_law.band(x, level=level)
+            rows.append({"loss": float(self.loss_law(x)[0]) * factor, "loss_lo": float(lo[0]) * factor,
+                         "loss_hi": float(hi[0]) * factor})
+        return pd.DataFrame(rows, columns=["loss", "loss_lo", "loss_hi"])
 
     # --- reporting ----------------------------------------------------------------------------
     def table(self) -> "pd.DataFrame":
@@ -341,6 +327,23 @@ class ScalingLaw:
 
 
 # ----------------------------------------------------------------------------- fitting ------
+def _transform(kind: str, value: float) -> float:
+    """A param value in the transformed units of its relation (see :class:`Relation`)."""
+    if kind == "log":
+        return math.log(value)
+    if kind == "logit":
+        return math.log(value / (1.0 - value))
+    return value
+
+
+def _failed(space: SearchSpace, data: ObservedData, relation_params: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Log scales and transformed relation values of the failed runs (censored evidence)."""
+    X = data.X[data.failed]
+    if X.shape[0] == 0 or not relation_params:
+        return np.zeros((0, len(space.scaling))), np.zeros((0, len(relation_params)))
+    return space.log_scales(X), np.stack([space.transformed(X, n) for n in relation_params], axis=-1)
+
+
 def _runs(space: SearchSpace, data: ObservedData) -> tuple[Runs, list[str], list[str]]:
     """Successful runs in the units of the laws, the names of the relation params and of the
     ChoiceParams."""
@@ -379,28 +382,102 @@ def _fit(space: SearchSpace, data: ObservedData, *, n_bootstrap: int, seed: int)
     fit = fit_surface(runs, axes=space.scaling, n_choices=choice_sizes, n_bootstrap=n_bootstrap, seed=seed)
     flat = fit.flat
     k = len(space.scaling)
-    relations = {}
-    for j, name in enumerate(relation_params):
-        cov = np.cov(fit.coefficients[:, j, :], rowvar=False) if len(fit.coefficients) >= 2 else np.zeros((k + 1,) * 2)
-        relations[name] = Relation(
-            param=name, axes=tuple(space.scaling), intercept=float(fit.intercepts[j]),
-            slopes=tuple(float(v) for v in fit.slopes[j]),
-            covariance=tuple(tuple(float(v) for v in row) for row in np.atleast_2d(cov)),
-            transform=space[name].kind, curvature=float(fit.curvature[j]),
-        )
+    relations, chosen = _relations(space, data, runs, fit, relation_params, choice_sizes, seed)
     x_fit = runs.x.copy()  # the log scales as fitted: axes the runs barely vary held at their mean
     if flat.any():
         x_fit[:, flat] = x_fit[:, flat].mean(axis=0)
-    cost_law = fit_cost_law(x_fit[:, ~flat], runs.log_cost, axes=[a for a, f in zip(space.scaling, flat) if not f])
-    if flat.any():  # the cost does not move along an axis that was held constant
-        slopes = iter(cost_law.slopes)
-        cost_law = CostLaw(axes=tuple(space.scaling), intercept=cost_law.intercept,
-                           slopes=tuple(0.0 if f else next(slopes) for f in flat), residual_std=cost_law.residual_std)
+    varies = np.ptp(runs.x, axis=0) > 1e-9  # fit on every axis that varies at all (partial slopes)...
+    cost_law = fit_cost_law(runs.x[:, varies], runs.log_cost, axes=[a for a, v in zip(space.scaling, varies) if v])
+    if flat.any() or not varies.all():  # ...but the cost does not move along an axis held constant
+        g = np.zeros(k)
+        g[varies] = cost_law.slopes
+        cost_law = CostLaw(axes=tuple(space.scaling), intercept=cost_law.intercept + float(g[flat] @ x_fit[0, flat]),
+                           slopes=tuple(0.0 if f else float(v) for f, v in zip(flat, g)), residual_std=cost_law.residual_std)
     choices, scores = _choices(space, fit, x_fit, runs, choice_params, cost_law)
     evidence = Evidence(log_scales=runs.x, values=runs.T, excess=fit.excess, loss=runs.loss,
                         params=tuple(relation_params))
     return ScalingLaw(space=space, relations=relations, choices=choices, choice_scores=scores,
-                      loss_law=fit.loss_law, cost_law=cost_law, evidence=evidence)
+                      loss_law=_with_model_error(fit.loss_law, chosen), cost_law=cost_law, evidence=evidence,
+                      held=tuple(float(m) if f else math.nan for m, f in zip(x_fit.mean(axis=0), flat)),
+                      curvature_matrix=_curvature_matrix(fit))
+
+
+def _curvature_matrix(fit) -> tuple[tuple[float, ...], ...]:
+    s = fit.surface
+    if not s.p:
+        return ()
+    H = s.H(s.split(fit.theta)[3]) / np.outer(s.t_std, s.t_std)
+    return tuple(tuple(float(v) for v in row) for row in H)
+
+
+def _with_model_error(loss_law: LossLaw, chosen: Any) -> LossLaw:
+    """The loss law with its model error in log L: the larger of the RMS of the per-scale best
+    losses around it (inflated for the law's 2k + 1 coefficients) and its RMS error at held-out
+    scales (see select.py); none without groups of runs per scale."""
+    n_coef = 1 + 2 * len(loss_law.axes)
+    if chosen is None or len(chosen.optima) <= n_coef + 1:
+        return loss_law
+    x = np.stack([o.x for o in chosen.optima])
+    r = np.log([o.best for o in chosen.optima]) - np.log(loss_law(x))
+    std = math.sqrt(float(np.sum(r**2)) / (len(r) - n_coef))
+    return dataclasses.replace(loss_law, model_std=max(std, chosen.loss_held_std))
+
+
+def _relations(space: SearchSpace, data: ObservedData, runs: Runs, fit, relation_params: list[str],
+               choice_sizes: list[int], seed: int) -> tuple[dict[str, Relation], Any]:
+    """The relations from the estimator that proposes better for held-out scales (see select.py)."""
+    k = len(space.scaling)
+    chosen = None
+    if not choice_sizes:  # per-scale optima compare runs at one scale; choices would confound them
+        x_f, T_f = _failed(space, data, relation_params)
+        chosen = choose_estimator(runs, x_f, T_f, axes=space.scaling, n_choices=choice_sizes, seed=seed)
+    relations = {}
+    for j, name in enumerate(relation_params):
+        if chosen is not None and chosen.estimator == "optima":
+            rel = chosen.relations[j]
+            model_std = max(rel.model_std, float(chosen.held_std["optima"][j]))
+            notes = tuple(
+                f"{name}: the per-scale optima support no trend along {axis} (leave-one-scale-out "
+                f"cross-validation); held constant along it"
+                for axis, used, flat in zip(space.scaling, rel.axes_used, fit.flat) if not used and not flat)
+            relations[name] = Relation(
+                param=name, axes=tuple(space.scaling), intercept=rel.intercept,
+                slopes=tuple(float(v) for v in rel.slopes),
+                covariance=tuple(tuple(float(v) for v in row) for row in rel.covariance),
+                transform=space[name].kind, curvature=math.nan, model_std=model_std,
+                estimator="optima", notes=notes,
+            )
+            continue
+        cov = np.cov(fit.coefficients[:, j, :], rowvar=False) if len(fit.coefficients) >= 2 else np.zeros((k + 1,) * 2)
+        intercept, slopes = float(fit.intercepts[j]), np.asarray(fit.slopes[j], dtype=float)
+        model_std = float(chosen.held_std["surface"][j]) if chosen is not None and chosen.held_std else 0.0
+        notes: tuple[str, ...] = ()
+        lo, hi = float(runs.T[:, j].min()), float(runs.T[:, j].max())
+        Zs = design(runs.x)
+        spread = np.sqrt(np.maximum(np.einsum("mi,ij,mj->m", Zs, np.atleast_2d(cov), Zs), 0.0))
+        if spread.max() > (hi - lo) / 2:
+            # Within the very scales the runs cover, the bootstrap refits disagree about the
+            # optimum by more than the range of values the runs tried: the runs do not determine
+            # the relation. Fall back to a constant (carry-over) at the runs' mean scale.
+            Z = design(runs.x.mean(axis=0)[None, :])[0]
+            mid = float(np.clip(intercept + float(runs.x.mean(axis=0) @ slopes), lo, hi))
+            var = float(Z @ np.atleast_2d(cov) @ Z)
+            exps = ", ".join(f"{a} {b:+.2f}" for a, b in zip(space.scaling, slopes))
+            tried = f"{space[name].from_transformed(lo)[0]:.3g}..{space[name].from_transformed(hi)[0]:.3g}"
+            notes = (f"{name}: the runs do not determine how it moves with scale (exponents {exps}, whose "
+                     f"refits disagree within the observed scales by more than the values the runs tried, "
+                     f"{tried}); held constant at its value at the runs' mean scale instead",)
+            intercept, slopes = mid, np.zeros(k)
+            cov = np.zeros((k + 1, k + 1))
+            cov[0, 0] = var
+            model_std = max(model_std, float(runs.T[:, j].std()))
+        relations[name] = Relation(
+            param=name, axes=tuple(space.scaling), intercept=intercept,
+            slopes=tuple(float(v) for v in slopes),
+            covariance=tuple(tuple(float(v) for v in row) for row in np.atleast_2d(cov)),
+            transform=space[name].kind, curvature=float(fit.curvature[j]), model_std=model_std, notes=notes,
+        )
+    return relations, chosen
 
 
 def _choices(space: SearchSpace, fit, x_fit: np.ndarray, runs: Runs, choice_params: list[str],

@@ -32,6 +32,8 @@ class LossLaw:
         alpha: one exponent per axis.
         samples: `b x (1 + 2k)` bootstrap refits ``(E, log A_1.., alpha_1..)`` for the band.
         n_points: points the law was fitted to.
+        model_std: model error of log L (e.g. the spread of the measured best losses at the
+            observed scales around the law), added to the band in quadrature.
     """
 
     axes: tuple[str, ...]
@@ -40,6 +42,7 @@ class LossLaw:
     alpha: tuple[float, ...]
     samples: tuple[tuple[float, ...], ...] = field(default=(), repr=False)
     n_points: int = 0
+    model_std: float = 0.0
 
     def __call__(self, log_scales: np.ndarray) -> np.ndarray:
         """Predicted loss at `m x k` log scales (natural log); an `m` array."""
@@ -50,12 +53,21 @@ class LossLaw:
         """Lower and upper ends of the ``level`` band at `m x k` log scales (bootstrap refits)."""
         x = np.atleast_2d(log_scales)
         mid = self(x)
-        if len(self.samples) < 2:
-            return mid, mid
-        values = np.stack([loss_law_value(np.asarray(s), x) for s in self.samples])
-        q = (1 - level) / 2
-        lo, hi = np.quantile(values, [q, 1 - q], axis=0)
-        return np.minimum(lo, mid), np.maximum(hi, mid)
+        from statistics import NormalDist
+
+        if len(self.samples) >= 2:
+            values = np.stack([loss_law_value(np.asarray(s), x) for s in self.samples])
+            q = (1 - level) / 2
+            lo, hi = np.quantile(values, [q, 1 - q], axis=0)
+            lo, hi = np.minimum(lo, mid), np.maximum(hi, mid)
+        else:
+            lo, hi = mid, mid
+        if self.model_std > 0:  # widen each side in log L, in quadrature with the bootstrap's spread
+            z = NormalDist().inv_cdf(0.5 + level / 2)
+            m = z * self.model_std
+            lo = mid * np.exp(-np.sqrt(np.log(mid / lo) ** 2 + m**2))
+            hi = mid * np.exp(np.sqrt(np.log(hi / mid) ** 2 + m**2))
+        return lo, hi
 
 
 @dataclass(frozen=True)

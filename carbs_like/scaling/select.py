@@ -1,0 +1,101 @@
+"""Choosing the relation estimator by cross-validation along scale.
+
+Two estimators of the relations compete:
+
+* ``surface``: the joint response surface (:mod:`~carbs_like.scaling.surface`), which uses every
+  run and works with any layout of runs;
+* ``optima``: per-scale optima and weighted power laws through them
+  (:mod:`~carbs_like.scaling.optima`), which needs groups of runs at the same scale (a sweep at
+  each size) and then follows an asymmetric, partly diverging valley much more closely.
+
+Neither is right everywhere, so the runs decide: the groups at the largest scales (a quarter of
+them, at least two) are held out, both estimators are refitted on the rest, and each proposes
+for the held-out scales; the one whose proposals lie lower in the held-out groups' own local
+valleys wins. With too few groups (runs scattered over many scales, as in a tuner's own search)
+the surface is used.
+
+Everything here works on numpy arrays in the units of the laws; no param names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .optima import GroupOptimum, OptimaRelation, fit_through_optima, group_optima, local_excess
+from .surface import Runs, fit_surface
+
+__all__ = ["Choice", "choose_estimator"]
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The outcome of the cross-validation.
+
+    Attributes:
+        estimator: ``"surface"`` or ``"optima"``.
+        relations: for ``optima``, one :class:`OptimaRelation` per relation param (else empty).
+        scores: the held-out mean log-loss excess of each estimator's proposals (empty when
+            there were too few groups to compare).
+        optima: the per-scale optima found (possibly empty).
+        held_std: per estimator, `p` RMS errors of its proposals against the held-out groups'
+            best runs (transformed units), when there was a comparison.
+        loss_held_std: RMS error in log L of the surface's loss law at the held-out groups'
+            best losses (0 without a comparison).
+    """
+
+    estimator: str
+    relations: tuple[OptimaRelation, ...]
+    scores: dict[str, float]
+    optima: tuple[GroupOptimum, ...]
+    held_std: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    loss_held_std: float = 0.0
+
+
+def _in_groups(x: np.ndarray, groups: Sequence[GroupOptimum]) -> np.ndarray:
+    keys = np.round(x, 6)
+    out = np.zeros(len(x), dtype=bool)
+    for g in groups:
+        out |= np.all(keys == np.round(g.x, 6), axis=1)
+    return out
+
+
+def choose_estimator(runs: Runs, x_failed: np.ndarray, T_failed: np.ndarray, *, axes: Sequence[str],
+                     n_choices: Sequence[int], seed: int) -> Choice:
+    """Per-scale optima of the runs, and which estimator proposes better for held-out scales."""
+    k, p = runs.x.shape[1], runs.T.shape[1]
+    if p == 0:
+        return Choice("surface", (), {}, ())
+    optima = group_optima(runs.x, runs.T, runs.loss, x_failed, T_failed)
+    if len(optima) < k + 4:
+        return Choice("surface", (), {}, tuple(optima))
+    size = np.array([o.x.sum() for o in optima])
+    n_out = max(2, len(optima) // 4)
+    order = np.argsort(size)
+    held = [optima[i] for i in order[-n_out:]]
+    kept = [optima[i] for i in order[:-n_out]]
+    X_held = np.stack([h.x for h in held])
+
+    train = ~_in_groups(runs.x, held)
+    sub = dataclasses.replace(runs, x=runs.x[train], T=runs.T[train], choice=runs.choice[train],
+                              loss=runs.loss[train], log_cost=runs.log_cost[train])
+    surf = fit_surface(sub, axes=axes, n_choices=n_choices, n_bootstrap=0, seed=seed)
+    t_surface = surf.intercepts[None, :] + X_held @ surf.slopes.T
+    rels = [fit_through_optima(kept, j) for j in range(p)]
+    t_optima = np.stack([r.intercept + X_held @ r.slopes for r in rels], axis=1)
+    scores = {
+        "surface": float(np.mean([local_excess(h.theta, t_surface[i:i + 1])[0] for i, h in enumerate(held)])),
+        "optima": float(np.mean([local_excess(h.theta, t_optima[i:i + 1])[0] for i, h in enumerate(held)])),
+    }
+    t_best = np.stack([h.t_best for h in held])
+    held_std = {"surface": np.sqrt(np.mean((t_surface - t_best) ** 2, axis=0)),
+                "optima": np.sqrt(np.mean((t_optima - t_best) ** 2, axis=0))}
+    loss_err = np.log([h.best for h in held]) - np.log(surf.loss_law(X_held))
+    loss_std = float(np.sqrt(np.mean(loss_err**2)))
+    if scores["optima"] < scores["surface"]:
+        return Choice("optima", tuple(fit_through_optima(optima, j) for j in range(p)), scores, tuple(optima),
+                      held_std, loss_std)
+    return Choice("surface", (), scores, tuple(optima), held_std, loss_std)
