@@ -6,7 +6,6 @@
 * :mod:`~carbs_like.scaling.surface`: the joint response-surface fit (one estimator of the relations);
 * :mod:`~carbs_like.scaling.optima`: per-scale optima and power laws through them (the other);
 * :mod:`~carbs_like.scaling.select`: the choice between them by cross-validation along scale;
-* :mod:`~carbs_like.scaling.threads`: thread limits for the fits;
 * :mod:`~carbs_like.scaling.power_laws`: the loss law and the cost law;
 * :mod:`~carbs_like.scaling.budget`: compute-optimal proposals (a budget split between the axes);
 * :mod:`~carbs_like.scaling.plots`: figures of the relations and the loss law (matplotlib).

@@ -87,7 +87,7 @@ from .power_laws import CostLaw, LossLaw, design, fit_cost_law
 from .results import Evidence, Prediction, Relation
 from .select import choose_estimator
 from .surface import Runs, fit_surface, n_coefficients
-from .threads import limited_threads
+from ..threads import limited_threads
 
 if TYPE_CHECKING:
     import pandas as pd
