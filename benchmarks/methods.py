@@ -84,9 +84,14 @@ class CarbsMethod:
     name = "carbs_like"
 
     def __init__(self, problem: Problem, *, seed: int) -> None:
-        from carbs_like import Tuner
+        import json
+        import os
 
-        self.tuner = Tuner(problem.space, seed=seed)
+        from carbs_like import Tuner, TunerSettings
+
+        # CARBS_LIKE_SETTINGS='{"best_loss_share": 1.0}' compares settings without editing code.
+        settings = TunerSettings(**json.loads(os.environ.get("CARBS_LIKE_SETTINGS", "{}")))
+        self.tuner = Tuner(problem.space, seed=seed, settings=settings)
         self._trial = None
 
     def ask(self) -> dict[str, Any]:

@@ -41,6 +41,7 @@ __all__ = [
     "NumericalFault",
     "Suggestion",
     "acquisition_function",
+    "best_fresh",
     "candidates",
     "pareto_mask",
     "rerun_informative",
@@ -195,7 +196,7 @@ def rerun_informative(surrogate: Surrogate, data: ObservedData, keys: Sequence[t
     if repeats:
         pooled = sum(float(((r - r.mean()) ** 2).sum()) for r in repeats) / sum(len(r) - 1 for r in repeats)
         return pooled >= NOISE_FOR_RERUN
-    return float(surrogate.loss_model.likelihood.noise.detach().reshape(-1)[0]) >= NOISE_FOR_RERUN
+    return surrogate.loss_noise >= NOISE_FOR_RERUN
 
 
 class _Weighted:
@@ -309,6 +310,7 @@ def suggest(
     sobol_fraction: float = 0.2,
     max_log_cost: float | None = None,
     best_loss_only: bool = False,
+    pool: Tensor | None = None,
 ) -> Suggestion:
     """Choose the next point to evaluate: raw samples, L-BFGS-B from the best, rounding, choice.
 
@@ -323,16 +325,21 @@ def suggest(
         sobol_fraction: share of raw samples drawn over the whole nominal box.
         max_log_cost: weight candidates by the probability that their log cost stays under this.
         best_loss_only: improve the best loss (the front's expensive end) rather than the front.
+        pool: `n x d` rounded points to choose among (pool mode: replaying a sweep); no raw
+            samples and no gradient steps then.
 
     Returns:
         A :class:`Suggestion`; ``x`` is a rounded `d` tensor whose key is not in ``exclude``.
     """
     acqf, kind = acquisition_function(surrogate, data, X_pending, generator=generator, max_log_cost=max_log_cost,
                                       best_loss_only=best_loss_only)
-    front = data.X[data.ok][pareto_mask(data.loss[data.ok], data.cost[data.ok])]
-    raw = candidates(front if len(front) else data.X, n_candidates, geometry=geometry, generator=generator,
-                     sobol_fraction=sobol_fraction)
-    raw = geometry.round(raw.clamp(geometry.limits[0], geometry.limits[1]))
+    if pool is not None:
+        raw = pool
+    else:
+        front = data.X[data.ok][pareto_mask(data.loss[data.ok], data.cost[data.ok])]
+        raw = candidates(front if len(front) else data.X, n_candidates, geometry=geometry, generator=generator,
+                         sobol_fraction=sobol_fraction)
+        raw = geometry.round(raw.clamp(geometry.limits[0], geometry.limits[1]))
     values = _evaluate(acqf, raw)
     finite = torch.isfinite(values)
     n_nan = int(torch.isnan(values).sum())
@@ -340,10 +347,10 @@ def suggest(
         raise NumericalFault(f"{n_nan} of {raw.shape[0]} candidates scored NaN (a numerical fault in the models); "
                              "no candidate has a finite score")
     starts = raw[torch.topk(torch.where(finite, values, -math.inf), min(N_RESTARTS, int(finite.sum()))).indices]
-    refined = geometry.round(_refine(acqf, starts, _bounds(geometry, data.X), geometry))
+    refined = raw[:0] if pool is not None else geometry.round(_refine(acqf, starts, _bounds(geometry, data.X), geometry))
     X = torch.cat([refined, raw])
     values = torch.cat([_evaluate(acqf, refined), values])
-    i = _best_fresh(X, values, exclude=exclude, geometry=geometry)
+    i = best_fresh(X, values, exclude=exclude, geometry=geometry)
     x = X[i : i + 1]
     mean, _ = surrogate.loss(x)
     note = None
@@ -364,7 +371,7 @@ def suggest(
     )
 
 
-def _best_fresh(X: Tensor, values: Tensor, *, exclude: Collection[tuple[float, ...]], geometry: Geometry) -> int:
+def best_fresh(X: Tensor, values: Tensor, *, exclude: Collection[tuple[float, ...]], geometry: Geometry) -> int:
     """The index of the best-scoring row that repeats no excluded config (nor an earlier row).
 
     Raises:

@@ -19,6 +19,14 @@ class TunerSettings:
         sobol_fraction: share of raw samples drawn over the whole box rather than around the front.
         best_loss_share: share of asks that improve only the best loss (the front's expensive
             end, where the final model is) rather than the whole loss-vs-cost front.
+        target: the scale you will train at, e.g. ``{"n_params": 7e9, "tokens": 1.4e11}`` (any
+            scaling axes; the others stay where the search is): a ``target_share`` of the asks then
+            choose the runs that teach the most about the best config there, per unit of cost
+            (see :mod:`carbs_like.target`). None: no target, the search improves the front.
+        target_cost: instead of ``target``, the compute you will spend on the final run: the
+            target is then the scale, grown evenly along every scaling axis from the largest run,
+            that the cost model predicts to cost this much.
+        target_share: share of the asks that serve the target, when there is one.
         max_suggestion_cost: never suggest a config whose predicted cost exceeds this.
         rerun_probability: chance that an ask re-runs a front point, when the loss GP's fitted
             noise says a rerun is informative (never on a deterministic objective).
@@ -38,6 +46,9 @@ class TunerSettings:
     n_candidates: int = 2000
     sobol_fraction: float = 0.2
     best_loss_share: float = 0.5
+    target: dict[str, float] | None = None
+    target_cost: float | None = None
+    target_share: float = 0.5
     max_suggestion_cost: float | None = None
     rerun_probability: float = 0.05
     max_repeats: int = 2
@@ -61,6 +72,14 @@ class TunerSettings:
             "a positive finite number or None",
         )
         check("best_loss_share", 0.0 <= self.best_loss_share <= 1.0, "in [0, 1]")
+        check("target", self.target is None or (isinstance(self.target, dict) and bool(self.target) and all(
+            isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+            for k, v in self.target.items())), "None or a non-empty dict of scaling axis -> positive number")
+        check("target_cost", self.target_cost is None or (isinstance(self.target_cost, (int, float))
+              and math.isfinite(self.target_cost) and self.target_cost > 0), "None or a positive finite number")
+        if self.target is not None and self.target_cost is not None:
+            raise ValueError("TunerSettings: give target or target_cost, not both")
+        check("target_share", 0.0 <= self.target_share <= 1.0, "in [0, 1]")
         check("rerun_probability", 0.0 <= self.rerun_probability <= 1.0, "in [0, 1]")
         check("max_repeats", isinstance(self.max_repeats, int) and self.max_repeats >= 1, "an int >= 1")
         check("refit_growth", self.refit_growth >= 1.0, ">= 1")

@@ -5,6 +5,7 @@ place that translates param space <-> search space; see there for the units.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from pathlib import Path
@@ -106,6 +107,19 @@ class SearchSpace:
     @property
     def scaling_columns(self) -> list[int]:
         return [self._slices[s].start for s in self.scaling]
+
+    def scaling_coordinates(self, values: Mapping[str, float]) -> dict[int, float]:
+        """Search coordinates of scaling-axis values, also far outside the searched bounds:
+        ``{column: coordinate}`` (e.g. a target model size for the acquisition)."""
+        unknown = sorted(set(values) - set(self.scaling))
+        if unknown:
+            raise ValueError(f"{unknown} are not scaling axes of this space; its scaling axes are {list(self.scaling)}")
+        out = {}
+        for name, value in values.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise ValueError(f"{name}={value!r}: a scaling-axis value must be a positive finite number")
+            out[self._slices[name].start] = float(self[name].to_search([value])[0, 0])
+        return out
 
     def transformed(self, U: Tensor, name: str) -> Any:
         """`n` transformed values (log lr, ...) of numeric param ``name`` at `n x d` search

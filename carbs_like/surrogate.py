@@ -212,6 +212,19 @@ class ExactPredictor:
         return mean, var.sqrt()
 
 
+    def paired_covariance(self, A: Tensor, B: Tensor) -> Tensor:
+        """Posterior covariances between `... x d` points ``A`` and ``B`` pairwise (``A[i]`` with
+        ``B[i]``), for many pairs at once (`...`)."""
+        shape = A.shape[:-1]
+        A2, B2 = A.reshape(-1, A.shape[-1]), B.reshape(-1, B.shape[-1])
+        with torch.no_grad():
+            vA = torch.linalg.solve_triangular(self.L, self.model.covar_module(self.X, A2).to_dense(), upper=False)
+            vB = torch.linalg.solve_triangular(self.L, self.model.covar_module(self.X, B2).to_dense(), upper=False)
+            prior = self.model.covar_module(A2, B2, diag=True)
+            prior = prior.to_dense() if hasattr(prior, "to_dense") else prior
+            return (prior - (vA * vB).sum(0)).reshape(shape)
+
+
 def _cholesky(K: Tensor) -> tuple[Tensor, float]:
     """Cholesky factor of a PSD matrix, adding the smallest jitter that makes it succeed."""
     jitter = 0.0
@@ -250,6 +263,20 @@ class Surrogate:
         if self.loss_model is None:
             return torch.zeros(X.shape[0], dtype=X.dtype), torch.ones(X.shape[0], dtype=X.dtype)
         return self._predictor("loss").mean_std(X)
+
+    def loss_covariance(self, A: Tensor, B: Tensor) -> Tensor:
+        """Posterior covariances of the warped loss between pairs of points ``A[i]``, ``B[i]``
+        (`... x d` each; `...` out)."""
+        if self.loss_model is None:
+            return torch.zeros(A.shape[:-1], dtype=A.dtype)
+        return self._predictor("loss").paired_covariance(A, B)
+
+    @property
+    def loss_noise(self) -> float:
+        """The loss GP's fitted noise variance (warped, standardised units)."""
+        if self.loss_model is None:
+            return 1.0
+        return float(self.loss_model.likelihood.noise.detach().reshape(-1)[0])
 
     def _predictor(self, which: str) -> ExactPredictor:
         cache = self._predictors

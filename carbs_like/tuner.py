@@ -16,6 +16,7 @@ import math
 import numbers
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +40,7 @@ from .records import (
 from .scaling import ScalingLaw
 from .settings import TunerSettings
 from .space import ChoiceParam, SearchSpace
-from .strategy import Start, next_config
+from .strategy import Start, candidate_pool, next_config
 from .threads import limited_threads
 from .surrogate import Surrogate, fit_surrogate
 from .trial import ObservedData, Observation, Trial, make_observation
@@ -62,6 +63,8 @@ class Tuner:
         seed: seeds the tuner's own random generators (no global RNG is touched).
         settings: search settings; see :class:`TunerSettings`.
         path: if given, journal every event to this folder as it happens (see ``Tuner.resume``).
+        target / target_cost: the scale (or compute) of the model you will train; shorthand for
+            the ``TunerSettings`` fields of the same names.
 
     Example:
         >>> tuner = Tuner(space, seed=0)
@@ -76,6 +79,8 @@ class Tuner:
         seed: int = 0,
         settings: TunerSettings | None = None,
         path: str | os.PathLike | None = None,
+        target: Mapping[str, float] | None = None,
+        target_cost: float | None = None,
     ) -> None:
         if not isinstance(space, SearchSpace):
             raise TypeError(f"Tuner needs a SearchSpace, got {type(space).__name__}")
@@ -86,6 +91,11 @@ class Tuner:
         self.space = space
         self.seed = int(seed)
         self.settings = settings or TunerSettings()
+        if target is not None or target_cost is not None:
+            self.settings = replace(self.settings, target=dict(target) if target is not None else None,
+                                    target_cost=target_cost)
+        # The target's search coordinates ({column: u}); a bad axis name fails here, named.
+        self._target = space.scaling_coordinates(self.settings.target) if self.settings.target else None
         self._rng = np.random.default_rng(self.seed)
         self._sobol_seed = int(np.random.default_rng([self.seed, 1]).integers(2**31 - 1))
         self._sobol_drawn = 0
@@ -117,10 +127,13 @@ class Tuner:
         """Space-filling trials before the models take over."""
         return self.settings.n_init or max(6, len(self.space.params) + 2)
 
-    def ask(self, *, refit: bool = True) -> Trial:
+    def ask(self, *, refit: bool = True, candidates: Any = None) -> Trial:
         """Suggest the next trial. Parallel asks (before their tells) return distinct configs.
 
         Args:
+            candidates: pool mode: choose among these configs only (a list of dicts or a
+                DataFrame with a column per param), e.g. to replay which runs of a finished sweep
+                the tuner would have picked. Each is validated; asked or observed ones are skipped.
             refit: re-optimise the GP hyperparameters when the settings call for it. False only
                 conditions the GPs on new observations, with the current hyperparameters: much
                 faster, for integrations that refit elsewhere (see ``refit_surrogate``).
@@ -128,7 +141,7 @@ class Tuner:
         if self._journal is not None:
             self._journal.check_open()  # fail before the work, not after
         with limited_threads(self.settings.threads):
-            config, metadata = self._suggest(refit=refit)
+            config, metadata = self._suggest(refit=refit, pool=candidate_pool(self.space, candidates))
         trial = Trial(id=self._next_id, config=config, metadata=metadata)
         state = {**self._dynamic_state(), "next_id": self._next_id + 1}
         self._commit({"event": "ask", "trial": trial.to_dict(), "state": state})
@@ -543,7 +556,7 @@ class Tuner:
         self._surrogate = (n, surrogate)
         return surrogate
 
-    def _suggest(self, *, refit: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _suggest(self, *, refit: bool = True, pool: torch.Tensor | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
         """The next config and the metadata saying how it was chosen (see :mod:`carbs_like.strategy`)."""
         data = self.observed_data()
         start = Start(self._sobol_seed, self._sobol_drawn)
@@ -552,6 +565,7 @@ class Tuner:
             fitted=None if self.in_initial_design else lambda: self._fitted(data, refit=refit),
             rng=self._rng, start=start, geometry=self._geometry,
             rerun_ready=int(data.ok.sum()) >= 2 * self.n_init, trial_id=self._next_id, seed=self.seed,
+            pool=pool, target=self._target,
         )
         self._sobol_drawn = start.drawn
         if choice.repeat_of is not None:
