@@ -1,4 +1,4 @@
-"""The ``carbs-like`` command: demo, tune, status, report, propose, verify, repair.
+"""The ``carbs-like`` command: demo, tune, status, export, report, propose, verify, repair.
 
 The parser and the commands; imported by nothing (the entry point calls :func:`main`). The
 experiment folder, the trainable and the tuner's files are :mod:`carbs_like.cli.experiment`;
@@ -39,6 +39,7 @@ from .experiment import (
     save_snapshot,
     totals,
 )
+from .export import write_export
 from .run import Progress, clock, fmt, run_local, short
 from .verify import demo_target, fit_law, format_prediction, predict, read_verify, run_verify
 
@@ -179,6 +180,17 @@ def _table(df: "pd.DataFrame", names: Sequence[str]) -> str:
     out = ["  " + "  ".join(h.rjust(w) for h, w in zip(head, widths))]
     out += ["  " + "  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
     return "\n".join(out)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    folder = Path(args.path)
+    tuner = open_tuner(folder, Experiment.load(folder))
+    text = write_export(tuner, as_json=args.json, output=Path(args.output) if args.output else None)
+    if text is None:
+        print(f"carbs-like: wrote {len(tuner.trials)} trials to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -351,6 +363,14 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("path", metavar="PATH")
     q.add_argument("--all", action="store_true", help="list every trial")
     q.set_defaults(func=cmd_status)
+
+    q = sub.add_parser("export", help="every trial (config, loss, cost, status, metadata) as CSV or JSON")
+    q.add_argument("path", metavar="PATH")
+    kind = q.add_mutually_exclusive_group()
+    kind.add_argument("--csv", action="store_true", help="CSV, a column per param (the default)")
+    kind.add_argument("--json", action="store_true", help="versioned JSON (format carbs_like.export)")
+    q.add_argument("-o", "--output", default=None, help="write to this file (atomically) instead of stdout")
+    q.set_defaults(func=cmd_export)
 
     q = sub.add_parser("report", help="write PATH/report/report.html and its figures")
     q.add_argument("path", metavar="PATH")
