@@ -101,3 +101,42 @@ def test_an_enqueued_ask_that_does_not_match_the_queue_is_a_corrupt_journal(tmp_
     file.write_text("\n".join([*lines[:2], json.dumps(ask)]) + "\n")
     with pytest.raises(JournalError, match="line 3.*not the next enqueued config"):
         Tuner.resume(tmp_path)
+
+
+# ------------------------------------------------------------------------ carbs-like tune --enqueue --
+TOY = '''
+def train(config):
+    return {"loss": 1.0 + config["lr"] * 100 + 1e3 / config["n_params"], "cost": config["n_params"] / 1e6}
+'''
+
+
+def test_tune_runs_the_enqueued_configs_first_and_not_again_on_resume(tmp_path, monkeypatch, capsys):
+    from pathlib import Path
+
+    from carbs_like.cli.main import main
+
+    tiny_lm = Path(__file__).resolve().parent.parent / "searchspaces" / "tiny_lm.toml"
+    (tmp_path / "toy_enq.py").write_text(TOY)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    space = SearchSpace.from_file(tiny_lm)
+    configs = space.to_configs(space.sobol(2, seed=5))
+    (tmp_path / "first.jsonl").write_text("".join(json.dumps(c) + "\n" for c in configs))
+    args = ["tune", str(tiny_lm), "--trainable", "toy_enq:train", "--backend", "local", "--concurrency", "1",
+            "--path", "runs/enq", "--enqueue", "first.jsonl"]
+    assert main([*args, "--trials", "3"]) == 0
+    assert "enqueued 2 config(s) from first.jsonl" in capsys.readouterr().out
+    tuner = Tuner.read(tmp_path / "runs" / "enq" / "journal")
+    assert [t.config for t in tuner.trials[:2]] == configs
+    assert [t.metadata["source"] for t in tuner.trials[:3]] == ["enqueued", "enqueued", "sobol"]
+    assert main([*args, "--trials", "4"]) == 0  # the same file again: nothing enqueued twice
+    assert "enqueued 0 config(s) from first.jsonl (2 already run or queued)" in capsys.readouterr().out
+    tuner = Tuner.read(tmp_path / "runs" / "enq" / "journal")
+    assert tuner.n_observations == 4  # (asked-ahead trials the local backend forgot are trials too)
+    assert sum(t.metadata["source"] == "enqueued" for t in tuner.trials) == 2
+    # A bad entry is one line naming it, and the experiment is left as it was.
+    (tmp_path / "bad.json").write_text(json.dumps([configs[0], {"lr": 1e-3}]))
+    assert main([*args[:-1], "bad.json", "--trials", "6"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("carbs-like: error: --enqueue bad.json: entry 1:") and "missing" in err and "\n" not in err
+    assert Tuner.read(tmp_path / "runs" / "enq" / "journal").state_dict() == tuner.state_dict()

@@ -32,10 +32,13 @@ from .experiment import (
     JOURNAL_FOLDER,
     Experiment,
     UsageError,
+    check_configs,
+    enqueue_configs,
     limits_reached,
     load_space,
     load_trainable,
     open_tuner,
+    read_enqueue_file,
     save_snapshot,
     totals,
 )
@@ -59,22 +62,35 @@ def cmd_tune(args: argparse.Namespace) -> int:
     folder = Path(args.path)
     space = load_space(args.space_file)
     load_trainable(args.trainable)  # fail fast, in this process, with a one-line error
+    enqueue = check_configs(space, read_enqueue_file(args.enqueue), args.enqueue) if args.enqueue else None
     experiment = Experiment(
         space=space.to_dict(), trainable=args.trainable, metric=args.metric, cost=args.cost_key,
         trials=args.trials, budget=args.budget, concurrency=args.concurrency,
         gpus_per_trial=args.gpus_per_trial, cpus_per_trial=args.cpus_per_trial, seed=args.seed,
     )
-    run_experiment(folder, experiment, backend=args.backend)
+    run_experiment(folder, experiment, backend=args.backend,
+                   enqueue=(enqueue, args.enqueue) if enqueue is not None else None)
     return 0
 
 
-def run_experiment(folder: Path, experiment: Experiment, *, backend: str, out: Any = None) -> Tuner:
-    """Start or resume the search in ``folder``; returns the tuner when the limits are reached."""
+def run_experiment(folder: Path, experiment: Experiment, *, backend: str, out: Any = None,
+                   enqueue: tuple[list[dict[str, Any]], str] | None = None) -> Tuner:
+    """Start or resume the search in ``folder``; returns the tuner when the limits are reached.
+
+    ``enqueue``: (configs, the file they came from), run first unless already run or queued."""
     out = out or sys.stdout
     experiment = _reconcile(folder, experiment, out=out)
     folder.mkdir(parents=True, exist_ok=True)
     experiment.save(folder)
     tuner = open_tuner(folder, experiment, for_search=True)
+    if enqueue is not None:
+        try:
+            n = enqueue_configs(tuner, *enqueue)
+        except BaseException:
+            _close(tuner)
+            raise
+        print(f"carbs-like: enqueued {n} config(s) from {enqueue[1]}"
+              + (f" ({len(enqueue[0]) - n} already run or queued)" if n < len(enqueue[0]) else ""), file=out)
     n_done, _ = totals(tuner)
     backend = _choose_backend(backend, out=out)
     limit = f"{experiment.trials} trials" + (f" or cost {experiment.budget:g}" if experiment.budget else "")
@@ -356,6 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--metric", default="loss", help="result key of the loss to minimise (default loss)")
     q.add_argument("--cost-key", default="cost", help="result key of the cost (default cost; else wall seconds)")
     q.add_argument("--cpus-per-trial", type=int, default=1)
+    q.add_argument("--enqueue", metavar="FILE", default=None,
+                   help="configs to run first: a JSON list, or one JSON object a line (skipped when already run)")
     limits(q, trials=50, budget=None, concurrency=2)
     q.set_defaults(func=cmd_tune)
 
