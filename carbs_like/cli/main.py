@@ -1,4 +1,4 @@
-"""The ``carbs-like`` command: demo, tune, status, export, report, propose, verify, repair.
+"""The ``carbs-like`` command: demo, tune, status, export, serve, report, propose, verify, repair.
 
 The parser and the commands; imported by nothing (the entry point calls :func:`main`). The
 experiment folder, the trainable and the tuner's files are :mod:`carbs_like.cli.experiment`;
@@ -209,6 +209,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serve import serve
+
+    serve(Path(args.path), host=args.host, port=args.port)
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     folder = Path(args.path)
     experiment = Experiment.load(folder)
@@ -389,6 +396,12 @@ def build_parser() -> argparse.ArgumentParser:
     kind.add_argument("--json", action="store_true", help="versioned JSON (format carbs_like.export)")
     q.add_argument("-o", "--output", default=None, help="write to this file (atomically) instead of stdout")
     q.set_defaults(func=cmd_export)
+
+    q = sub.add_parser("serve", help="a live, read-only web page of the experiments in PATH (or PATH itself)")
+    q.add_argument("path", metavar="PATH", help="an experiment folder, or a folder of them (e.g. runs)")
+    q.add_argument("--port", type=int, default=8080, help="default 8080")
+    q.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this machine only)")
+    q.set_defaults(func=cmd_serve)
 
     q = sub.add_parser("report", help="write PATH/report/report.html and its figures")
     q.add_argument("path", metavar="PATH")
