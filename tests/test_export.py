@@ -31,7 +31,7 @@ def live_experiment(tmp_path):
 
 
 def test_json_export_has_every_trial_with_its_status(live_experiment, capsys):
-    folder, tuner, (a, b, c, d) = live_experiment
+    folder, _tuner, (a, b, _c, d) = live_experiment
     journal = folder / "journal" / JOURNAL_FILE
     before = journal.read_bytes()
     assert main(["export", str(folder), "--json"]) == 0  # while the tuner holds the journal
@@ -53,7 +53,7 @@ def test_json_export_has_every_trial_with_its_status(live_experiment, capsys):
 
 
 def test_csv_export_round_trips_configs_and_losses(live_experiment, capsys):
-    folder, tuner, (a, *_rest) = live_experiment
+    folder, _tuner, (a, *_rest) = live_experiment
     assert main(["export", str(folder)]) == 0  # CSV is the default
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert list(rows[0]) == ["trial_id", "status", "n_params", "x", "loss", "cost", "trial_metadata", "metadata"]
@@ -65,7 +65,7 @@ def test_csv_export_round_trips_configs_and_losses(live_experiment, capsys):
 
 
 def test_export_to_a_file_and_bad_paths(live_experiment, tmp_path, capsys):
-    folder, tuner, _ = live_experiment
+    folder, _tuner, _ = live_experiment
     out = tmp_path / "out" / "trials.json"
     assert main(["export", str(folder), "--json", "-o", str(out)]) == 0
     assert len(json.loads(out.read_text())["trials"]) == 5

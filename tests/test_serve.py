@@ -57,7 +57,7 @@ def snapshot(folder):
 
 
 def test_the_json_follows_the_search_and_the_server_writes_nothing(search, server):
-    parent, folder, tuner = search
+    parent, _folder, tuner = search
     _, url = server
     before = snapshot(parent)
     state = fetch(url + "/api/state")
@@ -113,7 +113,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (Debian: apt-get install chromium)")
 def test_headless_chromium_shows_a_new_trial_without_a_reload(search, server):
-    _, folder, tuner = search
+    _, _folder, tuner = search
     srv, url = server
 
     def add_a_trial_once_the_page_polled() -> None:
@@ -127,7 +127,7 @@ def test_headless_chromium_shows_a_new_trial_without_a_reload(search, server):
     helper.start()
     dom = subprocess.run(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=20000",
-         "--dump-dom", url + "/"], capture_output=True, text=True, timeout=120,
+         "--dump-dom", url + "/"], check=False, capture_output=True, text=True, timeout=120,
     ).stdout
     helper.join()
     assert srv.live.requests >= 2  # the page polled again

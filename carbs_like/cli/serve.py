@@ -144,7 +144,7 @@ def make_server(path: Path, *, host: str = "127.0.0.1", port: int = 8080, n_boot
     live = Live(path, n_bootstrap=n_bootstrap)
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the http.server name
+        def do_GET(self) -> None:  # the name http.server calls
             route = self.path.split("?")[0]
             if route == "/api/state":
                 body, kind = json.dumps(_finite(live.state()), allow_nan=False, default=str).encode(), "application/json"
