@@ -24,8 +24,10 @@ from .trial import Observation, Trial, make_observation
 
 __all__ = [
     "DynamicState",
+    "decode_config",
     "decode_dynamic_state",
     "decode_observation",
+    "decode_queue",
     "decode_settings",
     "decode_space",
     "decode_trial",
@@ -76,15 +78,28 @@ def decode_settings(data: Mapping[str, Any], where: str) -> TunerSettings:
         raise FormatError(f"{where}: field 'settings': {e}") from None
 
 
+def decode_config(data: Mapping[str, Any], space: SearchSpace, where: str) -> dict[str, Any]:
+    """``data["config"]``, checked against ``space`` (the canonical dict ``space.validate`` gives)."""
+    config = require(data, "config", dict, where)
+    try:
+        return space.validate(config)
+    except (TypeError, ValueError) as e:
+        raise FormatError(f"{where}: field 'config': {e}") from None
+
+
+def decode_queue(data: Mapping[str, Any], space: SearchSpace, where: str) -> list[dict[str, Any]]:
+    """A checkpoint's ``queue`` of enqueued configs (absent in checkpoints made before enqueue)."""
+    queue = data.get("queue", [])
+    if not isinstance(queue, list):
+        raise FormatError(f"{where}: field 'queue' must be a list of configs, got {type(queue).__name__}")
+    return [decode_config({"config": c}, space, f"{where}: queue[{i}]") for i, c in enumerate(queue)]
+
+
 def decode_trial(data: Any, space: SearchSpace, where: str) -> Trial:
     """A :class:`Trial` from ``Trial.to_dict()`` data, its config checked against ``space``."""
     if not isinstance(data, Mapping):
         raise FormatError(f"{where}: expected an object, got {type(data).__name__}")
-    config = require(data, "config", dict, where)
-    try:
-        config = space.validate(config)
-    except (TypeError, ValueError) as e:
-        raise FormatError(f"{where}: field 'config': {e}") from None
+    config = decode_config(data, space, where)
     metadata = dict(require(data, "metadata", dict, where))
     return Trial(id=require_int(data, "id", where), config=config, metadata=metadata)
 

@@ -4,9 +4,9 @@ The Tuner keeps the trials, observations and random generators; it translates co
 :class:`~carbs_like.space.SearchSpace` and leaves all mathematics to
 :mod:`carbs_like.surrogate`, :mod:`carbs_like.acquisition` and :mod:`carbs_like.scaling`.
 
-Every verb builds an *event* (a JSON object: ``ask``, ``tell``, ``add``, ``forget``), writes it to
-the journal first when there is one (a failed write changes nothing), and then applies it with
-``_apply``, the one place where the state changes. ``Tuner.resume`` replays a journal through the
+Every verb builds an *event* (a JSON object: ``ask``, ``tell``, ``add``, ``forget``, ``enqueue``),
+writes it to the journal first when there is one (a failed write changes nothing), and then applies
+it with ``_apply``, the one place where the state changes. ``Tuner.resume`` replays a journal through the
 same ``_apply``, with the same checks (:mod:`carbs_like.records`) as ``Tuner.from_state_dict``.
 """
 
@@ -28,9 +28,11 @@ from ._io import FormatError, check_header, read_json, require, require_int, wri
 from .acquisition import Geometry
 from .frames import front_frame, observations_frame
 from .records import (
+    decode_config,
     decode_dynamic_state,
     decode_history,
     decode_observation,
+    decode_queue,
     decode_settings,
     decode_space,
     decode_trial,
@@ -52,7 +54,7 @@ __all__ = ["FORMAT_VERSION", "Tuner", "TunerSettings"]
 
 FORMAT_VERSION = 1
 FORMAT = "carbs_like.tuner"
-_EVENTS = ("ask", "tell", "add", "forget")
+_EVENTS = ("ask", "tell", "add", "forget", "enqueue")
 
 
 class Tuner:
@@ -72,16 +74,9 @@ class Tuner:
         >>> tuner.tell(trial, loss=2.71, cost=3.2e16)
     """
 
-    def __init__(
-        self,
-        space: SearchSpace,
-        *,
-        seed: int = 0,
-        settings: TunerSettings | None = None,
-        path: str | os.PathLike | None = None,
-        target: Mapping[str, float] | None = None,
-        target_cost: float | None = None,
-    ) -> None:
+    def __init__(self, space: SearchSpace, *, seed: int = 0, settings: TunerSettings | None = None,
+                 path: str | os.PathLike | None = None, target: Mapping[str, float] | None = None,
+                 target_cost: float | None = None) -> None:
         if not isinstance(space, SearchSpace):
             raise TypeError(f"Tuner needs a SearchSpace, got {type(space).__name__}")
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
@@ -103,20 +98,14 @@ class Tuner:
         self._trials: dict[int, Trial] = {}
         self._pending: dict[int, Trial] = {}
         self._observations: list[Observation] = []
+        self._queue: list[dict[str, Any]] = []  # enqueued configs, asked before any suggestion
         self._X_rows: list[torch.Tensor] = []  # encoded config of each observation, in order
         self._hyper: dict[str, dict[str, list[float]]] | None = None
         self._n_at_fit = 0
         self._surrogate: tuple[int, Surrogate] | None = None  # (n observations, model), a cache
-        self._geometry = Geometry(
-            limits=space.limits,
-            choice_blocks=[
-                (space.columns(p.name).start, space.columns(p.name).stop)
-                for p in space.params
-                if isinstance(p, ChoiceParam)
-            ],
-            round=space.round,
-            keys=space.keys,
-        )
+        blocks = [(space.columns(p.name).start, space.columns(p.name).stop)
+                  for p in space.params if isinstance(p, ChoiceParam)]
+        self._geometry = Geometry(limits=space.limits, choice_blocks=blocks, round=space.round, keys=space.keys)
         self._journal: journal_store.Journal | None = None
         if path is not None:
             self._journal = journal_store.Journal.create(path, self._identity())
@@ -147,15 +136,8 @@ class Tuner:
         self._commit({"event": "ask", "trial": trial.to_dict(), "state": state})
         return self._trials[trial.id]
 
-    def tell(
-        self,
-        trial: Trial | int,
-        *,
-        loss: float | None,
-        cost: float,
-        failed: bool = False,
-        metadata: Mapping[str, Any] | None = None,
-    ) -> Observation:
+    def tell(self, trial: Trial | int, *, loss: float | None, cost: float, failed: bool = False,
+             metadata: Mapping[str, Any] | None = None) -> Observation:
         """Record the result of a pending trial.
 
         Args:
@@ -186,15 +168,8 @@ class Tuner:
             raise KeyError(f"trial {trial_id!r} is not pending, so there is nothing to forget")
         self._commit({"event": "forget", "trial_id": trial_id})
 
-    def add(
-        self,
-        config: Mapping[str, Any],
-        *,
-        loss: float | None,
-        cost: float,
-        failed: bool = False,
-        metadata: Mapping[str, Any] | None = None,
-    ) -> Observation:
+    def add(self, config: Mapping[str, Any], *, loss: float | None, cost: float, failed: bool = False,
+            metadata: Mapping[str, Any] | None = None) -> Observation:
         """Import a finished run made elsewhere (e.g. an old sweep) without having asked for it.
 
         Raises:
@@ -207,7 +182,21 @@ class Tuner:
         self._commit({"event": "add", "trial": trial.to_dict(), "observation": obs.to_dict()})
         return self._observations[-1]
 
+    def enqueue(self, config: Mapping[str, Any]) -> None:
+        """Have the next ask return ``config`` (checked, integers rounded) instead of a suggestion,
+        with metadata ``{"source": "enqueued"}``, as Optuna's ``enqueue_trial``; first in, first out.
+
+        Raises:
+            ValueError / TypeError: a bad config, as for ``add``; nothing is queued then.
+        """
+        self._commit({"event": "enqueue", "config": self.space.validate(config)})
+
     # ------------------------------------------------------------------ reading the state ---
+    @property
+    def queued(self) -> list[dict[str, Any]]:
+        """Configs enqueued but not asked yet, in the order the asks will return them."""
+        return [dict(c) for c in self._queue]
+
     @property
     def pending(self) -> list[Trial]:
         """Trials asked but not yet told or forgotten."""
@@ -303,6 +292,7 @@ class Tuner:
             "next_id": self._next_id,
             "trials": [t.to_dict() for t in self._trials.values()],
             "pending": list(self._pending),
+            "queue": self.queued,
             "observations": [o.to_dict() for o in self._observations],
             "model": {"hyperparameters": self._hyper, "n_at_fit": self._n_at_fit},
         }
@@ -343,6 +333,7 @@ class Tuner:
         for obs in observations:
             tuner._store(obs)
         tuner._pending = {i: tuner._trials[i] for i in pending}
+        tuner._queue = decode_queue(data, tuner.space, source)
         return tuner
 
     @classmethod
@@ -448,6 +439,10 @@ class Tuner:
             state = decode_dynamic_state(require(record, "state", dict, where), f"{where}: field 'state'")
             if state["next_id"] <= trial.id:
                 raise FormatError(f"{where}: field 'state.next_id' ({state['next_id']}) must exceed trial id {trial.id}")
+            if trial.metadata.get("source") == "enqueued":
+                if not self._queue or self._queue[0] != trial.config:
+                    raise FormatError(f"{where}: field 'trial.config' is not the next enqueued config")
+                self._queue.pop(0)
             self._set_dynamic_state(state)
             self._trials[trial.id] = self._pending[trial.id] = trial
         elif event == "tell":
@@ -475,6 +470,8 @@ class Tuner:
             if trial_id not in self._pending:
                 raise FormatError(f"{where}: field 'trial_id': trial {trial_id} is not pending there")
             del self._pending[trial_id]
+        elif event == "enqueue":
+            self._queue.append(decode_config(record, self.space, where))
         else:
             raise FormatError(f"{where}: field 'event' must be one of {list(_EVENTS)}, got {event!r}")
 
@@ -504,13 +501,8 @@ class Tuner:
     def _dynamic_state(self) -> dict[str, Any]:
         """What an ask changes besides the trials: the RNG, the Sobol position, the next id and the
         GP hyperparameters. The journal records it with every ask, so replay needs no fitting."""
-        return {
-            "rng": encode_rng(self._rng),
-            "sobol_drawn": self._sobol_drawn,
-            "next_id": self._next_id,
-            "hyperparameters": self._hyper,
-            "n_at_fit": self._n_at_fit,
-        }
+        return {"rng": encode_rng(self._rng), "sobol_drawn": self._sobol_drawn, "next_id": self._next_id,
+                "hyperparameters": self._hyper, "n_at_fit": self._n_at_fit}
 
     def _set_dynamic_state(self, state: Mapping[str, Any]) -> None:
         self._rng.bit_generator.state = state["rng"]
@@ -558,6 +550,8 @@ class Tuner:
 
     def _suggest(self, *, refit: bool = True, pool: torch.Tensor | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
         """The next config and the metadata saying how it was chosen (see :mod:`carbs_like.strategy`)."""
+        if self._queue:
+            return dict(self._queue[0]), {"source": "enqueued"}
         data = self.observed_data()
         start = Start(self._sobol_seed, self._sobol_drawn)
         choice = next_config(

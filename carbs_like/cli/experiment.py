@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .._io import FormatError, read_json, require_keys, write_json_atomic
+from .._io import FormatError, loads, read_json, require_keys, write_json_atomic
 from ..journal import JOURNAL_FILE, JournalError, JournalLockedError
 from ..settings import TunerSettings
 from ..space import SearchSpace
@@ -35,9 +35,12 @@ __all__ = [
     "TUNER_FILE",
     "Experiment",
     "UsageError",
+    "check_configs",
+    "enqueue_configs",
     "load_space",
     "load_trainable",
     "open_tuner",
+    "read_enqueue_file",
     "save_snapshot",
     "totals",
 ]
@@ -188,6 +191,54 @@ def open_tuner(folder: Path, experiment: Experiment, *, for_search: bool = False
     except FormatError as e:
         raise UsageError(str(e)) from None
     raise UsageError(f"{folder}: no finished trials yet (no journal); run `carbs-like tune` first")
+
+
+def read_enqueue_file(path: str | Path) -> list[dict[str, Any]]:
+    """The configs in an ``--enqueue`` file: a JSON list of objects, or one JSON object a line."""
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise UsageError(f"--enqueue {path}: {e.strerror or e}") from None
+    try:
+        try:
+            configs = loads(text)  # a list, or a single (possibly indented) config
+            configs = configs if isinstance(configs, list) else [configs]
+        except ValueError:
+            configs = [loads(line) for line in text.splitlines() if line.strip()]
+    except ValueError as e:
+        raise UsageError(f"--enqueue {path}: not a JSON list of configs or one JSON config a line: {e}") from None
+    bad = [i for i, c in enumerate(configs) if not isinstance(c, dict)]
+    if bad:
+        raise UsageError(f"--enqueue {path}: entry {bad[0]} is not a config object (a dict of param values)")
+    return configs
+
+
+def check_configs(space: SearchSpace, configs: list[dict[str, Any]], source: str) -> list[dict[str, Any]]:
+    """The configs checked against ``space`` (``space.validate``); a bad one is a one-line error."""
+    checked = []
+    for i, config in enumerate(configs):
+        try:
+            checked.append(space.validate(config))
+        except (TypeError, ValueError) as e:
+            raise UsageError(f"--enqueue {source}: entry {i}: {e}") from None
+    return checked
+
+
+def enqueue_configs(tuner: Tuner, configs: list[dict[str, Any]], source: str) -> int:
+    """Enqueue the configs not already run or queued (a rerun with the same file resumes); returns how
+    many were enqueued. A bad config is a :class:`UsageError` naming its entry, and none is enqueued."""
+    checked = check_configs(tuner.space, configs, source)
+    observed = {o.trial_id for o in tuner.observed}
+    done = [t.config for t in tuner.trials if t.metadata.get("source") == "enqueued" and t.id in observed]
+    done += tuner.queued
+    n = 0
+    for config in checked:
+        if config in done:
+            done.remove(config)
+        else:
+            tuner.enqueue(config)
+            n += 1
+    return n
 
 
 def _import_runs(tuner: Tuner, source: Tuner) -> None:

@@ -1,4 +1,4 @@
-"""The ``carbs-like`` command: demo, tune, status, report, propose, verify, repair.
+"""The ``carbs-like`` command: demo, tune, status, export, serve, report, propose, verify, repair.
 
 The parser and the commands; imported by nothing (the entry point calls :func:`main`). The
 experiment folder, the trainable and the tuner's files are :mod:`carbs_like.cli.experiment`;
@@ -32,13 +32,17 @@ from .experiment import (
     JOURNAL_FOLDER,
     Experiment,
     UsageError,
+    check_configs,
+    enqueue_configs,
     limits_reached,
     load_space,
     load_trainable,
     open_tuner,
+    read_enqueue_file,
     save_snapshot,
     totals,
 )
+from .export import write_export
 from .run import Progress, clock, fmt, run_local, short
 from .verify import demo_target, fit_law, format_prediction, predict, read_verify, run_verify
 
@@ -58,22 +62,35 @@ def cmd_tune(args: argparse.Namespace) -> int:
     folder = Path(args.path)
     space = load_space(args.space_file)
     load_trainable(args.trainable)  # fail fast, in this process, with a one-line error
+    enqueue = check_configs(space, read_enqueue_file(args.enqueue), args.enqueue) if args.enqueue else None
     experiment = Experiment(
         space=space.to_dict(), trainable=args.trainable, metric=args.metric, cost=args.cost_key,
         trials=args.trials, budget=args.budget, concurrency=args.concurrency,
         gpus_per_trial=args.gpus_per_trial, cpus_per_trial=args.cpus_per_trial, seed=args.seed,
     )
-    run_experiment(folder, experiment, backend=args.backend)
+    run_experiment(folder, experiment, backend=args.backend,
+                   enqueue=(enqueue, args.enqueue) if enqueue is not None else None)
     return 0
 
 
-def run_experiment(folder: Path, experiment: Experiment, *, backend: str, out: Any = None) -> Tuner:
-    """Start or resume the search in ``folder``; returns the tuner when the limits are reached."""
+def run_experiment(folder: Path, experiment: Experiment, *, backend: str, out: Any = None,
+                   enqueue: tuple[list[dict[str, Any]], str] | None = None) -> Tuner:
+    """Start or resume the search in ``folder``; returns the tuner when the limits are reached.
+
+    ``enqueue``: (configs, the file they came from), run first unless already run or queued."""
     out = out or sys.stdout
     experiment = _reconcile(folder, experiment, out=out)
     folder.mkdir(parents=True, exist_ok=True)
     experiment.save(folder)
     tuner = open_tuner(folder, experiment, for_search=True)
+    if enqueue is not None:
+        try:
+            n = enqueue_configs(tuner, *enqueue)
+        except BaseException:
+            _close(tuner)
+            raise
+        print(f"carbs-like: enqueued {n} config(s) from {enqueue[1]}"
+              + (f" ({len(enqueue[0]) - n} already run or queued)" if n < len(enqueue[0]) else ""), file=out)
     n_done, _ = totals(tuner)
     backend = _choose_backend(backend, out=out)
     limit = f"{experiment.trials} trials" + (f" or cost {experiment.budget:g}" if experiment.budget else "")
@@ -179,6 +196,24 @@ def _table(df: "pd.DataFrame", names: Sequence[str]) -> str:
     out = ["  " + "  ".join(h.rjust(w) for h, w in zip(head, widths))]
     out += ["  " + "  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
     return "\n".join(out)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    folder = Path(args.path)
+    tuner = open_tuner(folder, Experiment.load(folder))
+    text = write_export(tuner, as_json=args.json, output=Path(args.output) if args.output else None)
+    if text is None:
+        print(f"carbs-like: wrote {len(tuner.trials)} trials to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serve import serve
+
+    serve(Path(args.path), host=args.host, port=args.port)
+    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -344,6 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--metric", default="loss", help="result key of the loss to minimise (default loss)")
     q.add_argument("--cost-key", default="cost", help="result key of the cost (default cost; else wall seconds)")
     q.add_argument("--cpus-per-trial", type=int, default=1)
+    q.add_argument("--enqueue", metavar="FILE", default=None,
+                   help="configs to run first: a JSON list, or one JSON object a line (skipped when already run)")
     limits(q, trials=50, budget=None, concurrency=2)
     q.set_defaults(func=cmd_tune)
 
@@ -351,6 +388,20 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("path", metavar="PATH")
     q.add_argument("--all", action="store_true", help="list every trial")
     q.set_defaults(func=cmd_status)
+
+    q = sub.add_parser("export", help="every trial (config, loss, cost, status, metadata) as CSV or JSON")
+    q.add_argument("path", metavar="PATH")
+    kind = q.add_mutually_exclusive_group()
+    kind.add_argument("--csv", action="store_true", help="CSV, a column per param (the default)")
+    kind.add_argument("--json", action="store_true", help="versioned JSON (format carbs_like.export)")
+    q.add_argument("-o", "--output", default=None, help="write to this file (atomically) instead of stdout")
+    q.set_defaults(func=cmd_export)
+
+    q = sub.add_parser("serve", help="a live, read-only web page of the experiments in PATH (or PATH itself)")
+    q.add_argument("path", metavar="PATH", help="an experiment folder, or a folder of them (e.g. runs)")
+    q.add_argument("--port", type=int, default=8080, help="default 8080")
+    q.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this machine only)")
+    q.set_defaults(func=cmd_serve)
 
     q = sub.add_parser("report", help="write PATH/report/report.html and its figures")
     q.add_argument("path", metavar="PATH")
