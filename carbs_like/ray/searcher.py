@@ -303,6 +303,17 @@ class CarbsSearcher(Searcher):
             if trial_id in self._live:
                 self._live[trial_id].truncated = True
 
+    def mark_failure(self, trial_id: str, kind: str) -> None:
+        """The scheduler saw this trial fail: ``"node"`` (its node died, was preempted or is
+        unreachable) or ``"error"`` (the trainable raised). If the trial ends with that error (Tune
+        does not retry it), a node failure is recorded as a *lost* run: failed, charged the cost it
+        burned, ``metadata["failure"] = "node"``, and left out of the models (``Observation.lost``)."""
+        if kind not in ("node", "error"):
+            raise ValueError(f"kind={kind!r}: must be 'node' or 'error'")
+        with self._book_lock:
+            if trial_id in self._live:
+                self._live[trial_id].failure = kind
+
     def front(self) -> list[tuple[float, float]]:
         """``(cost, loss)`` of finished, untruncated, successful trials (losses as minimised)."""
         return [
@@ -460,6 +471,8 @@ class CarbsSearcher(Searcher):
         failed = error or loss is None or not math.isfinite(loss)
         if error:
             meta["reason"] = "error"
+            if live.failure == "node":  # the node died, not the config: see mark_failure
+                meta.update(reason="node failure", failure="node")
         elif loss is None:
             meta["reason"] = f"no '{self._metric}' reported"
             logger.warning("CarbsSearcher: trial %s reported no '%s'; recorded as failed", trial_id, self._metric)

@@ -31,6 +31,9 @@ class LiveTrial:
         time_total_s: Ray's ``time_total_s`` of the last result, if any.
         resources: the trial's resources (``{"CPU": 1, "GPU": 0.5}``), if known.
         truncated: the scheduler stopped the trial early.
+        failure: how its last error came about, as the scheduler saw it: ``"node"`` (the node it
+            ran on died or was lost), ``"error"`` (the trainable raised, ran out of memory), or
+            None (no error seen, or no scheduler looking).
     """
 
     tuner_id: int | None
@@ -41,6 +44,7 @@ class LiveTrial:
     time_total_s: float | None = None
     resources: dict[str, float] | None = None
     truncated: bool = False
+    failure: str | None = None
 
     def update(self, result: Mapping[str, Any], *, metric: str, cost: str) -> None:
         """Follow a (flattened) Ray result; keys it lacks keep their last value."""
@@ -75,7 +79,7 @@ class LiveTrial:
             "tuner_id": self.tuner_id, "config": dict(self.config), "started": self.started,
             "loss": _json_float(self.loss), "cost": _json_float(self.cost),
             "time_total_s": _json_float(self.time_total_s),
-            "resources": self.resources, "truncated": self.truncated,
+            "resources": self.resources, "truncated": self.truncated, "failure": self.failure,
         }
 
     @classmethod
