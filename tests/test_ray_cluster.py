@@ -19,6 +19,8 @@ from ray import tune  # noqa: E402
 from ray.cluster_utils import Cluster  # noqa: E402
 from ray.exceptions import ActorDiedError, ActorUnavailableError, NodeDiedError, RayTaskError  # noqa: E402
 
+from carbs_like import Tuner  # noqa: E402
+from carbs_like.cli.main import main  # noqa: E402
 from carbs_like.ray import CarbsScheduler, CarbsSearcher  # noqa: E402
 from carbs_like.ray.scheduler import failure_kind  # noqa: E402
 from carbs_like.testing import LLMLandscape  # noqa: E402
@@ -194,3 +196,61 @@ def test_failure_kind_tells_a_dead_node_from_a_raising_trainable():
     except RuntimeError as e:
         assert failure_kind(RayTaskError("train", "traceback", e)) == "error"
     assert failure_kind(None) == "error"
+
+
+class CrashDriver(tune.Callback):
+    """Raises in the driver loop once ``after`` trials have ended, if ``marker`` exists (once)."""
+
+    def __init__(self, marker: str, after: int):
+        self.marker, self.after = marker, after
+
+    def on_step_begin(self, iteration, trials, **info):
+        if sum(t.status in ("TERMINATED", "ERROR") for t in trials) >= self.after and os.path.exists(self.marker):
+            os.remove(self.marker)
+            raise RuntimeError("simulated driver crash")
+
+
+@pytest.mark.parametrize("errored", ["restart_errored", "resume_errored"])
+def test_the_driver_crashes_and_restore_continues_the_same_journaled_search(two_nodes, tmp_path, monkeypatch,
+                                                                             capsys, errored):
+    monkeypatch.setenv("TUNE_GLOBAL_CHECKPOINT_S", "0")  # checkpoint every step, as Ray's own tests do
+    two_nodes.ensure_worker()
+    crash, fail = tmp_path / "crash", tmp_path / "fail"
+    crash.touch()
+    fail.touch()
+    journal = tmp_path / "ray" / "exp" / "journal"  # beside Ray's experiment state
+    searcher = CarbsSearcher(LLMLandscape().space(), settings=SETTINGS, max_trials=7, path=journal)
+    with pytest.raises(Exception, match="Tune run failed|simulated driver crash"):
+        tune.Tuner(
+            landscape_trainable, param_space={"steps": 3, "sleep": 0.2, "fail_marker": str(fail)},
+            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=CarbsScheduler(grace=1.0), num_samples=-1,
+                                        max_concurrent_trials=2),
+            run_config=tune.RunConfig(storage_path=str(tmp_path / "ray"), name="exp", verbose=0,
+                                      callbacks=[CrashDriver(str(crash), after=3)]),
+        ).fit()
+    searcher.close()  # what the dying driver's exit does: the journal's lock is free
+    before = {o.trial_id: o.to_dict() for o in Tuner.read(journal).observed}
+    assert 0 < len(before) < 7
+
+    experiment = str(tmp_path / "ray" / "exp")
+    grid = tune.Tuner.restore(experiment, trainable=landscape_trainable, **{errored: True}).fit()
+    journaled = Tuner.read(journal)  # the restored searcher (inside Tune) kept journaling
+    final = CarbsSearcher.from_experiment(experiment).tuner
+    rows = {o.trial_id: o.to_dict() for o in journaled.observed}
+    assert rows == {o.trial_id: o.to_dict() for o in final.observed}  # journal == Ray's last checkpoint
+    assert all(rows[tid] == row for tid, row in before.items())  # nothing lost or changed
+    assert not journaled.pending
+    by_ray_id: dict[str, list] = {}
+    for o in journaled.observed:
+        by_ray_id.setdefault(o.metadata["ray_trial_id"], []).append(o)
+    assert {r.metrics["trial_id"] for r in grid if r.metrics} <= set(by_ray_id)
+    errored_before = {row["metadata"]["ray_trial_id"] for row in before.values() if row["failed"]}
+    assert errored_before  # the fail_marker crash at least
+    for rid, runs in by_ray_id.items():  # told once; an errored trial Tune resumed is a new run
+        again = errored == "resume_errored" and rid in errored_before
+        assert len(runs) == (2 if again else 1)
+        assert runs[0].failed or not again
+    suggested = [t for t in journaled.trials if t.metadata.get("source") != "add" and t.id in rows]
+    assert len(suggested) == 7  # the same search went on, to its 7 suggestions
+    assert main(["status", experiment]) == 0  # carbs-like status reads the Ray experiment's journal
+    assert f"{len(rows)} trials" in capsys.readouterr().out
