@@ -10,6 +10,7 @@ import json
 import math
 import os
 import pickle
+import time
 from pathlib import Path
 
 import numpy as np
@@ -338,8 +339,26 @@ def test_concurrency_is_enforced_by_the_searcher():
     assert searcher.set_max_concurrency(2) is True
     assert isinstance(searcher.suggest("a"), dict) and isinstance(searcher.suggest("b"), dict)
     assert searcher.suggest("c") is None
+    assert searcher.concurrency["running"] == 2 and searcher.concurrency["limit"] == 2
     searcher.on_trial_complete("a", result={"loss": 5.0, "cost": 1e15})
     assert isinstance(searcher.suggest("c"), dict)
+
+
+def test_free_slots_are_filled_from_one_model_state(tmp_path):
+    """The ask-ahead engine keeps as many trials ready as slots (the default), asked in a row
+    from one model state, each distinct from the others."""
+    searcher = CarbsSearcher(LANDSCAPE.space(), settings=SETTINGS, max_concurrent=6)
+    deadline = time.monotonic() + 60
+    for i in range(7):  # past the space-filling start: the models ask from here on
+        while (config := searcher.suggest(f"t{i}")) is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        searcher.on_trial_complete(f"t{i}", result={"loss": 5.0 + 0.1 * i, "cost": 1e15 * (i + 1)})
+    while searcher.concurrency["ready"] < 6 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert searcher.concurrency["ready"] == 6 and len(searcher.tuner.observations()) == 7
+    configs = [searcher.suggest(f"slot{i}") for i in range(6)]
+    assert all(isinstance(c, dict) for c in configs)
+    assert len({tuple(sorted(c.items())) for c in configs}) == 6
 
 
 def test_bad_input_is_refused_with_a_fix():

@@ -72,15 +72,14 @@ class CarbsSearcher(Searcher):
         max_concurrent: at most this many trials running at once (None: as many as Tune can place).
         resources: the trials' resources, a dict or a function of the config (the same you give
             ``tune.with_resources``), used to turn ``time_total_s`` into GPU-seconds.
-        n_ready: trials kept asked ahead for ``suggest`` to hand out; default: half the
-            concurrency limit, at least 2 (Tune asks for many trials at once when it may run many).
+        n_ready: trials kept asked ahead for ``suggest`` to hand out; default: the concurrency
+            limit, at least 2, so a wave of trials ending together never waits for an ask.
         background: fit and ask in a background thread (the default). False asks inside
             ``suggest``, which is slow but deterministic (tests, debugging).
-        path: journal every tuner event to this folder (``Tuner(space, path=...)``), e.g. beside
-            the experiment (``storage_path/name/tuner``). The folder travels with the searcher's
-            checkpoints, so ``tune.Tuner.restore`` continues the same journal (the journal is the
-            truth: a trial it has told is never told again), and ``Tuner.read(path)``,
-            ``Tuner.resume(path)`` and ``carbs-like status path`` read the search.
+        path: journal every tuner event to this folder (``Tuner(space, path=...)``), e.g. beside the
+            experiment (``storage_path/name/journal``). It travels with the searcher's checkpoints, so
+            ``tune.Tuner.restore`` continues it (a trial it told is never told again); ``Tuner.read``,
+            ``Tuner.resume`` and ``carbs-like status`` read it.
 
     Example:
         >>> searcher = CarbsSearcher(space, metric="loss", cost="flops", max_cost=1e20)
@@ -140,6 +139,12 @@ class CarbsSearcher(Searcher):
         Read it freely; change it (``add``, ``tell``) only while Tune is not running.
         """
         return self._engine.flush()
+
+    @property
+    def concurrency(self) -> dict[str, int | None]:
+        """``{"running": trials running, "limit": max_concurrent (None: none), "ready": asked ahead}``."""
+        with self._book_lock:
+            return {"running": len(self._live), "limit": self._max_concurrent, "ready": self._engine.n_ready}
 
     @property
     def cost_metric(self) -> str:
@@ -265,8 +270,7 @@ class CarbsSearcher(Searcher):
             if trial_id in self._done and trial_id not in self._live:
                 # Only a trial Tune resumed after its error (resume_errored=True) reports again: a
                 # new run of its config, added when it ends; the failure stays recorded.
-                logger.info("CarbsSearcher: Ray trial %s resumed after its error: recorded as a new run",
-                            trial_id)
+                logger.info("CarbsSearcher: Ray trial %s resumed after its error: a new run", trial_id)
                 del self._done[trial_id]
             live = self._live_or_adopt(trial_id, result)
             if live is not None:
@@ -312,10 +316,9 @@ class CarbsSearcher(Searcher):
                 self._live[trial_id].truncated = True
 
     def mark_failure(self, trial_id: str, kind: str) -> None:
-        """The scheduler saw this trial fail: ``"node"`` (its node died, was preempted or is
-        unreachable) or ``"error"`` (the trainable raised). If the trial ends with that error (Tune
-        does not retry it), a node failure is recorded as a *lost* run: failed, charged the cost it
-        burned, ``metadata["failure"] = "node"``, and left out of the models (``Observation.lost``)."""
+        """The scheduler saw this trial fail: ``"node"`` (its node died or is unreachable) or ``"error"``
+        (the trainable raised). If Tune does not retry it, a node failure is a *lost* run: failed,
+        charged the cost it burned, ``metadata["failure"] = "node"``, out of the models (``Observation.lost``)."""
         if kind not in ("node", "error"):
             raise ValueError(f"kind={kind!r}: must be 'node' or 'error'")
         with self._book_lock:
@@ -373,9 +376,8 @@ class CarbsSearcher(Searcher):
     def set_state(self, state: dict[str, Any], *, source: str = "searcher state", open_journal: bool = True) -> None:
         """Replace the state by one from ``get_state`` (checks the format, version and fields).
 
-        With a journal (``path``) the tuner is resumed from it, and the checkpoint's book is brought
-        up to the journal, which may have events after the checkpoint (:func:`trials.catch_up`).
-        ``open_journal=False`` keeps the checkpoint's tuner and leaves the journal alone."""
+        With a journal (``path``) the tuner is resumed from it and the book brought up to it (it may be
+        ahead of the checkpoint: :func:`trials.catch_up`); ``open_journal=False`` leaves it alone."""
         if isinstance(state, dict) and state.get("format") == FORMAT and state.get("version") == 2:
             state = {**state, "version": FORMAT_VERSION, "journal": None}
         check_header(state, format=FORMAT, version=FORMAT_VERSION, where=source, what="CarbsSearcher state")
@@ -444,9 +446,9 @@ class CarbsSearcher(Searcher):
                                   on_add=self._added)
 
     def _ready_wanted(self) -> int:
-        """Trials the engine keeps ready: ``n_ready`` (default half the concurrency, at least 2),
+        """Trials the engine keeps ready: ``n_ready`` (default the concurrency limit, at least 2),
         never more than the trials left to suggest."""
-        n = self._n_ready if self._n_ready is not None else max(2, (self._max_concurrent or 0) // 2)
+        n = self._n_ready if self._n_ready is not None else max(2, self._max_concurrent or 0)
         if self._max_trials is not None:
             with self._book_lock:
                 n = min(n, self._max_trials - self._n_suggested)
