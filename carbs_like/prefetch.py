@@ -6,9 +6,8 @@ second to seconds). :class:`Prefetcher` keeps a queue of trials asked ahead, and
 thread that:
 
 1. tells the tuner the results that arrived (they wait in an inbox, so ``tell`` never blocks);
-2. asks trials into the ready queue while it holds fewer than the target, all in a row from one
-   model state (results that arrive meanwhile wait), with the current GP hyperparameters
-   (conditioning on new data and the acquisition only: fast);
+2. asks trials into the ready queue while it holds fewer than the target, with the current GP
+   hyperparameters (conditioning on new data and the acquisition only: fast);
 3. re-optimises the hyperparameters when the observations call for it (``Tuner.needs_refit``),
    *outside* the tuner's lock, at most a third of the thread's time, so asks keep up with fast
    trials; new results still enter the GPs exactly in between;
@@ -218,7 +217,7 @@ class Prefetcher:
         with self._tuner_lock:
             self._apply_inbox()
             if self._wants_ask(self._ready_target()):
-                self._fill()
+                self._ask_ahead(stale=None, refit=False)
                 return True
             data = self._tuner.observed_data() if self._wants_refit() else None
         if data is not None:
@@ -274,13 +273,6 @@ class Prefetcher:
             self._asked_at[trial.id] = self._tuner.n_observations
             self._snapshot = self._tuner.state_dict()
 
-    def _fill(self) -> None:
-        """Ask every missing ready trial in a row from one model state: no result is applied in
-        between, so the GPs are conditioned once and each ask adds only its predecessors as
-        pending points (kriging believer fantasies). Holds the tuner lock."""
-        while self._wants_ask(self._ready_target()):
-            self._ask_ahead(stale=None, refit=False)
-
     def _ask_inline_if_cheap(self) -> None:
         """Ask in the caller when no model is needed yet (space-filling trials take milliseconds)."""
         if not self._tuner_lock.acquire(blocking=False):
@@ -292,11 +284,10 @@ class Prefetcher:
             self._tuner_lock.release()
 
     def _stale_ready(self) -> Trial | None:
-        """A ready trial asked before the newest observations arrived (not a space-filling one),
-        among the first half of the queue (handed out soonest; the rest are re-asked on their way)."""
+        """A ready trial asked before the newest observations arrived (not a space-filling one)."""
         n = self._tuner.n_observations
         with self._book_lock:
-            for trial in list(self._ready)[: max(2, (len(self._ready) + 1) // 2)]:
+            for trial in self._ready:
                 if self._asked_at.get(trial.id, n) < n and trial.metadata.get("source") != "sobol":
                     return trial
         return None

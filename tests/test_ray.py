@@ -344,10 +344,10 @@ def test_concurrency_is_enforced_by_the_searcher():
     assert isinstance(searcher.suggest("c"), dict)
 
 
-def test_free_slots_are_filled_from_one_model_state(tmp_path):
-    """The ask-ahead engine keeps as many trials ready as slots (the default), asked in a row
-    from one model state, each distinct from the others."""
-    searcher = CarbsSearcher(LANDSCAPE.space(), settings=SETTINGS, max_concurrent=6)
+def test_n_ready_trials_are_kept_ready_for_free_slots_and_are_distinct():
+    """The ask-ahead engine keeps ``n_ready`` trials ready (``searcher.concurrency`` shows it),
+    each asked with the others pending, so no two are the same."""
+    searcher = CarbsSearcher(LANDSCAPE.space(), settings=SETTINGS, max_concurrent=6, n_ready=6)
     deadline = time.monotonic() + 60
     for i in range(7):  # past the space-filling start: the models ask from here on
         while (config := searcher.suggest(f"t{i}")) is None and time.monotonic() < deadline:

@@ -72,8 +72,8 @@ class CarbsSearcher(Searcher):
         max_concurrent: at most this many trials running at once (None: as many as Tune can place).
         resources: the trials' resources, a dict or a function of the config (the same you give
             ``tune.with_resources``), used to turn ``time_total_s`` into GPU-seconds.
-        n_ready: trials kept asked ahead for ``suggest`` to hand out; default: the concurrency
-            limit, at least 2, so a wave of trials ending together never waits for an ask.
+        n_ready: trials kept asked ahead for ``suggest`` to hand out; default: half the
+            concurrency limit, at least 2 (Tune asks for many trials at once when it may run many).
         background: fit and ask in a background thread (the default). False asks inside
             ``suggest``, which is slow but deterministic (tests, debugging).
         path: journal every tuner event to this folder (``Tuner(space, path=...)``), e.g. beside the
@@ -446,9 +446,9 @@ class CarbsSearcher(Searcher):
                                   on_add=self._added)
 
     def _ready_wanted(self) -> int:
-        """Trials the engine keeps ready: ``n_ready`` (default the concurrency limit, at least 2),
+        """Trials the engine keeps ready: ``n_ready`` (default half the concurrency, at least 2),
         never more than the trials left to suggest."""
-        n = self._n_ready if self._n_ready is not None else max(2, self._max_concurrent or 0)
+        n = self._n_ready if self._n_ready is not None else max(2, (self._max_concurrent or 0) // 2)
         if self._max_trials is not None:
             with self._book_lock:
                 n = min(n, self._max_trials - self._n_suggested)
