@@ -15,6 +15,7 @@ whether the searcher keeps 16 slots busy, not the machine).
 
     python benchmarks/ray_searcher.py            # about 3-4 minutes on 2 busy cores
     python benchmarks/ray_searcher.py --trials 40 --quick
+    python benchmarks/ray_searcher.py --only-16 --concurrent 32 --random   # many slots, against random
 """
 
 from __future__ import annotations
@@ -48,11 +49,18 @@ class TimedSearcher(CarbsSearcher):
         super().on_trial_complete(trial_id, result=result, error=error)
         self.__dict__.setdefault("complete_s", []).append(time.perf_counter() - t0)
 
-    def _ask_ahead(self, *, stale, refit):  # in the background thread (or inline)
-        t0 = time.perf_counter()
-        super()._ask_ahead(stale=stale, refit=refit)
-        if self._tuner._trials[max(self._tuner._trials)].metadata.get("source") != "sobol":
-            self.__dict__.setdefault("ask_s", []).append(time.perf_counter() - t0)
+    def time_asks(self):
+        """Time the engine's model asks (in the background thread, or inline)."""
+        engine, asks = self._engine, self.__dict__.setdefault("ask_s", [])
+        ask = engine._ask_ahead
+
+        def timed(*, stale, refit):
+            t0 = time.perf_counter()
+            ask(stale=stale, refit=refit)
+            if not engine._tuner.in_initial_design:
+                asks.append(time.perf_counter() - t0)
+
+        engine._ask_ahead = timed
 
 
 class Occupancy(tune.Callback):
@@ -84,6 +92,7 @@ class Occupancy(tune.Callback):
 def run(name, *, trials, concurrent, background, sleep, settings, steps=1):
     landscape = LLMLandscape()
     searcher = TimedSearcher(landscape.space(), max_trials=trials, settings=settings, background=background)
+    searcher.time_asks()
     occupancy = Occupancy()
     with tempfile.TemporaryDirectory() as storage:
         t0 = time.perf_counter()
@@ -115,7 +124,7 @@ def run(name, *, trials, concurrent, background, sleep, settings, steps=1):
     )
 
 
-def run_random(*, trials):
+def run_random(*, trials, concurrent=2, sleep=0.0, steps=1):
     """Ray's own random search on the same objective: the ceiling Tune itself allows here."""
     space = LLMLandscape().space()
     param_space = {
@@ -126,15 +135,18 @@ def run_random(*, trials):
     param_space["batch_size"] = tune.lograndint(1000, 10_000_000)
     with tempfile.TemporaryDirectory() as storage:
         t0 = time.perf_counter()
+        occupancy = Occupancy()
         results = tune.Tuner(
-            landscape_trainable,
-            param_space={**param_space, "steps": 1},
-            tune_config=tune.TuneConfig(num_samples=trials, max_concurrent_trials=2, reuse_actors=True),
-            run_config=tune.RunConfig(storage_path=storage, name="random", verbose=0),
+            tune.with_resources(landscape_trainable, {"cpu": 1 if concurrent <= 2 else 0.1}),
+            param_space={**param_space, "steps": steps, "sleep": sleep},
+            tune_config=tune.TuneConfig(num_samples=trials, max_concurrent_trials=concurrent, reuse_actors=True),
+            run_config=tune.RunConfig(storage_path=storage, name="random", verbose=0, callbacks=[occupancy]),
         ).fit()
         wall = time.perf_counter() - t0
-    print(f"{'ray random search':<22} trials={len(results):>3}  wall={wall:6.1f}s  "
-          f"trials/min={60 * len(results) / wall:6.1f}  (Tune's own overhead, no model)", flush=True)
+    ran = sum(r.error is None for r in results)
+    print(f"{f'ray random, {concurrent} conc.':<22} trials={len(results):>3}  wall={wall:6.1f}s  "
+          f"trials/min={60 * len(results) / wall:6.1f}  running={occupancy.mean():4.1f}/{concurrent}  "
+          f"({ran} ran to the end; Tune's own overhead, no model)", flush=True)
 
 
 def _bounds(param):
@@ -148,18 +160,23 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=60)
     parser.add_argument("--quick", action="store_true", help="skip the 16-concurrent setup")
-    parser.add_argument("--only-16", action="store_true", help="run only the 16-concurrent setup")
+    parser.add_argument("--only-16", action="store_true", help="run only the many-slot setup")
+    parser.add_argument("--concurrent", type=int, default=16, help="slots of the many-slot setup")
+    parser.add_argument("--random", action="store_true", help="also Ray's random search in the many-slot setup")
     args = parser.parse_args()
     settings = TunerSettings(n_init=10)  # default models, fewer space-filling trials
-    ray.init(num_cpus=16, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(num_cpus=max(16, args.concurrent), include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         common = dict(trials=args.trials, settings=settings)
         if not args.only_16:
             run_random(trials=args.trials)
             run("background, 2 conc.", concurrent=2, background=True, sleep=0.0, **common)
             run("inline, 2 conc.", concurrent=2, background=False, sleep=0.0, **common)
-        if not args.quick:  # trials of ~4 s: is every one of 16 slots kept busy?
-            run("background, 16 conc.", concurrent=16, background=True, sleep=2.0, steps=2, **common)
+        if not args.quick:  # trials of ~4 s: is every slot kept busy?
+            n = args.concurrent
+            if args.random:
+                run_random(trials=args.trials, concurrent=n, sleep=2.0, steps=2)
+            run(f"background, {n} conc.", concurrent=n, background=True, sleep=2.0, steps=2, **common)
     finally:
         ray.shutdown()
 

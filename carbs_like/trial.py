@@ -46,7 +46,8 @@ class Observation:
         loss: the loss, or None for a failed trial.
         cost: the cost the trial spent (any positive unit: seconds, FLOPs, dollars).
         failed: True if the run diverged, ran out of memory or otherwise produced no loss.
-        metadata: free-form data from ``tell``/``add`` (e.g. ``{"truncated": True}``).
+        metadata: free-form data from ``tell``/``add`` (e.g. ``{"truncated": True}``). A failed
+            run with ``{"failure": "node"}`` is *lost* (see :attr:`lost`).
     """
 
     trial_id: int
@@ -59,6 +60,13 @@ class Observation:
     @property
     def status(self) -> str:
         return "failed" if self.failed else "ok"
+
+    @property
+    def lost(self) -> bool:
+        """A failed run lost to its machine (``metadata["failure"] == "node"``: the node died or was
+        preempted). It counts as a failure and its cost as spent, but it says nothing about its
+        config, so the models (loss, cost, failure) leave it out."""
+        return self.failed and self.metadata.get("failure") == "node"
 
     def to_dict(self) -> dict[str, Any]:
         return {

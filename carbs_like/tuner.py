@@ -225,12 +225,14 @@ class Tuner:
 
         Repeated runs of one config are grouped: their mean loss and cost, with ``n_runs``.
         """
-        return front_frame(self.observations(), self.space.keys(self.observed_data().X), self.space.names)
+        X = torch.stack(self._X_rows) if self._X_rows else torch.empty(0, self.space.dim, dtype=torch.float64)
+        return front_frame(self.observations(), self.space.keys(X), self.space.names)
 
     def observed_data(self) -> ObservedData:
-        """The observations as search-space tensors (what the models are fitted to)."""
-        obs = self._observations
-        X = torch.stack(self._X_rows) if obs else torch.empty(0, self.space.dim, dtype=torch.float64)
+        """The observations the models are fitted to, as search-space tensors: all but lost runs."""
+        obs = [o for o in self._observations if not o.lost]
+        rows = [x for o, x in zip(self._observations, self._X_rows) if not o.lost]
+        X = torch.stack(rows) if rows else torch.empty(0, self.space.dim, dtype=torch.float64)
         return ObservedData(
             X=X,
             loss=torch.tensor([math.nan if o.loss is None else o.loss for o in obs], dtype=torch.float64),
@@ -278,7 +280,7 @@ class Tuner:
         """
         self._hyper = surrogate.hyperparameters
         self._n_at_fit = int(data.ok.sum())
-        self._surrogate = (len(data), surrogate) if len(data) == len(self._observations) else None
+        self._surrogate = (len(data), surrogate) if len(data) == len(self.observed_data()) else None
 
     # ------------------------------------------------------------------ persistence ---------
     def state_dict(self) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import pickle
+import time
 from pathlib import Path
 
 import numpy as np
@@ -243,6 +244,35 @@ def test_save_to_dir_and_restore_from_dir_round_trip(tmp_path):
     assert live not in (None, Searcher.FINISHED)
 
 
+def test_a_journal_ahead_of_the_checkpoint_is_the_truth_on_restore(tmp_path):
+    journal, ckpt = tmp_path / "tuner", tmp_path / "ckpt"
+    first = CarbsSearcher(LANDSCAPE.space(), settings=SETTINGS, background=False, path=journal)
+    drive(first, 3)
+    first.suggest("a")
+    first.on_trial_result("a", {"loss": 7.0, "cost": 1e14})
+    first.save_to_dir(str(ckpt))  # Tune's last experiment checkpoint
+    first.on_trial_complete("a", result={"loss": 6.5, "cost": 2e14})  # told after it, journaled
+    first.suggest("b")  # handed out after it: Tune's checkpoint does not know "b"
+    spent = first.spent
+    first.close()  # the driver dies
+
+    second = CarbsSearcher(LANDSCAPE.space(), background=False)
+    second.restore_from_dir(str(ckpt))  # what tune.Tuner.restore does
+    assert second.tuner.observations().equals(Tuner.read(journal).observations())
+    assert second.trial_ids["a"] == first.trial_ids["a"] and not second.is_running("a")
+    second.on_trial_complete("a", result={"loss": 6.5, "cost": 2e14})  # Tune re-ran it: not told again
+    assert len(second.tuner.observations()) == 4 and second.spent == pytest.approx(spent)
+    b = first.tuner.pending[0]
+    assert second.suggest("c") == dict(b.config)  # the trial asked after the checkpoint is handed out
+    second.on_trial_complete("c", result={"loss": 5.0, "cost": 1e14})
+    second.close()
+    resumed = Tuner.resume(journal)  # the journal goes on where the search is
+    assert [o.metadata["ray_trial_id"] for o in resumed.observed][-2:] == ["a", "c"]
+    resumed.close()
+    with pytest.raises(ValueError, match="path= with a SearchSpace"):
+        CarbsSearcher(resumed, path=journal)
+
+
 def test_a_trial_the_searcher_never_suggested_is_accepted_from_its_results():
     searcher = CarbsSearcher(LANDSCAPE.space(), settings=SETTINGS, background=False)
     drive(searcher, 2)
@@ -309,8 +339,26 @@ def test_concurrency_is_enforced_by_the_searcher():
     assert searcher.set_max_concurrency(2) is True
     assert isinstance(searcher.suggest("a"), dict) and isinstance(searcher.suggest("b"), dict)
     assert searcher.suggest("c") is None
+    assert searcher.concurrency["running"] == 2 and searcher.concurrency["limit"] == 2
     searcher.on_trial_complete("a", result={"loss": 5.0, "cost": 1e15})
     assert isinstance(searcher.suggest("c"), dict)
+
+
+def test_n_ready_trials_are_kept_ready_for_free_slots_and_are_distinct():
+    """The ask-ahead engine keeps ``n_ready`` trials ready (``searcher.concurrency`` shows it),
+    each asked with the others pending, so no two are the same."""
+    searcher = CarbsSearcher(LANDSCAPE.space(), settings=SETTINGS, max_concurrent=6, n_ready=6)
+    deadline = time.monotonic() + 60
+    for i in range(7):  # past the space-filling start: the models ask from here on
+        while (config := searcher.suggest(f"t{i}")) is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        searcher.on_trial_complete(f"t{i}", result={"loss": 5.0 + 0.1 * i, "cost": 1e15 * (i + 1)})
+    while searcher.concurrency["ready"] < 6 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert searcher.concurrency["ready"] == 6 and len(searcher.tuner.observations()) == 7
+    configs = [searcher.suggest(f"slot{i}") for i in range(6)]
+    assert all(isinstance(c, dict) for c in configs)
+    assert len({tuple(sorted(c.items())) for c in configs}) == 6
 
 
 def test_bad_input_is_refused_with_a_fix():

@@ -273,3 +273,21 @@ def test_search_reaches_a_front_much_closer_to_the_truth_than_random_search():
         rnd["status"] = ["ok" if landscape.loss(c) is not None else "failed" for c in rnd.to_dict("records")]
         random_gaps.append(front_gap(rnd, landscape))
     assert np.mean(gaps) < 0.85 * np.mean(random_gaps), (gaps, random_gaps)
+
+
+def test_a_lost_run_is_recorded_and_charged_but_kept_out_of_the_models(tmp_path):
+    tuner = Tuner(small_space(), seed=0, settings=TunerSettings(n_init=4, n_candidates=50, fit_maxiter=5))
+    run(tuner, 6)
+    trial = tuner.ask()
+    lost = tuner.tell(trial, loss=None, cost=5.0, failed=True, metadata={"failure": "node"})
+    diverged = tuner.add(trial.config, loss=None, cost=1.0, failed=True)
+    assert lost.lost and not diverged.lost
+    df = tuner.observations()
+    assert len(df) == 8 and (df["status"] == "failed").sum() == 2  # both in the record
+    data = tuner.observed_data()
+    assert len(data) == 7 and int(data.failed.sum()) == 1  # only the divergence blames its config
+    assert len(tuner.pareto_front()) >= 1
+    tuner.save(tmp_path / "t.json")
+    again = Tuner.load(tmp_path / "t.json")
+    assert [o.lost for o in again.observed] == [o.lost for o in tuner.observed]
+    assert again.ask().config == tuner.ask().config

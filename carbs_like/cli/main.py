@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..journal import JOURNAL_FILE
 from ..report import write_report
 from ..space import SearchSpace
 from ..tuner import Tuner
@@ -156,18 +157,29 @@ def _ray_ready() -> bool:
 
 def cmd_status(args: argparse.Namespace) -> int:
     folder = Path(args.path)
+    journals = [j for j in (folder, folder / JOURNAL_FOLDER) if (j / JOURNAL_FILE).is_file()]
+    if not (folder / EXPERIMENT_FILE).exists() and journals:
+        # A journal without a carbs-like experiment: a Ray Tune search (CarbsSearcher(path=...)).
+        try:
+            print(status_text(Tuner.read(journals[0]), None, journals[0], all_trials=args.all))
+        except ValueError as e:  # a JournalError names the line
+            raise UsageError(f"{e}. Run `carbs-like repair {journals[0]}` to keep the events before it") from None
+        return 0
     experiment = Experiment.load(folder)
     tuner = open_tuner(folder, experiment)
     print(status_text(tuner, experiment, folder, all_trials=args.all))
     return 0
 
 
-def status_text(tuner: Tuner, experiment: Experiment, folder: Path, *, all_trials: bool = False) -> str:
+def status_text(tuner: Tuner, experiment: Experiment | None, folder: Path, *, all_trials: bool = False) -> str:
+    """The status table; ``experiment`` None for a bare journal (a Ray Tune search's)."""
     df = tuner.observations()
     ok = df[df["status"] == "ok"]
+    what = "a journaled search" if experiment is None else experiment.trainable
+    limits = "" if experiment is None else f", limit {experiment.trials} trials" + (
+        f", budget {experiment.budget:g}" if experiment.budget else "")
     lines = [
-        f"{folder}: {experiment.trainable}, {len(df)} trials ({len(ok)} ok, {len(df) - len(ok)} failed), "
-        f"limit {experiment.trials} trials" + (f", budget {experiment.budget:g}" if experiment.budget else ""),
+        f"{folder}: {what}, {len(df)} trials ({len(ok)} ok, {len(df) - len(ok)} failed){limits}",
         f"total cost {df['cost'].sum():.4g}; best loss "
         + (f"{ok['loss'].min():.4f} (trial {int(ok.loc[ok['loss'].idxmin(), 'trial_id'])})" if len(ok) else "-"),
         "",

@@ -6,10 +6,16 @@ pure rule in :mod:`carbs_like.stopping`."""
 
 from __future__ import annotations
 
+import logging
 import math
+import os
+import pickle
+import re
 from collections.abc import Mapping
 from typing import Any
 
+from ray import cloudpickle
+from ray.exceptions import ActorUnavailableError, NodeDiedError, RayActorError, RayTaskError
 from ray.tune.experiment import Trial as RayTrial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.utils import flatten_dict
@@ -18,7 +24,13 @@ from ..stopping import hopeless
 from .searcher import CarbsSearcher
 from .trials import LiveTrial
 
-__all__ = ["CarbsScheduler"]
+__all__ = ["CarbsScheduler", "failure_kind"]
+
+logger = logging.getLogger(__name__)
+
+# Errors that come from losing a trial's machine rather than from its config.
+_NODE_ERRORS = (NodeDiedError, ActorUnavailableError)
+_NODE_DEATH = re.compile(r"(its|the) node (has )?(died|is dead)|node .{0,60}marked (as )?dead|preempt", re.I)
 
 
 class CarbsScheduler(FIFOScheduler):
@@ -118,6 +130,9 @@ class CarbsScheduler(FIFOScheduler):
         self._curves.pop(trial.trial_id, None)
 
     def on_trial_error(self, tune_controller: Any, trial: RayTrial) -> None:
+        # Tune calls this before it tells the searcher (or retries the trial): say whether the
+        # node died (a lost run, kept out of the models) or the trainable raised.
+        self._find_searcher(tune_controller).mark_failure(trial.trial_id, failure_kind(_error_of(trial)))
         self._curves.pop(trial.trial_id, None)
 
     def on_trial_remove(self, tune_controller: Any, trial: RayTrial) -> None:
@@ -158,3 +173,38 @@ class CarbsScheduler(FIFOScheduler):
                 )
             self._searcher = searcher
         return self._searcher
+
+
+def failure_kind(error: BaseException | None) -> str:
+    """``"node"`` if a trial's error says its node died, was preempted or became unreachable,
+    else ``"error"`` (the trainable raised, ran out of memory, its ``__init__`` failed, or the cause is unknown).
+
+    Node deaths reach Tune as ``ActorUnavailableError`` (the actor's node stopped answering),
+    ``NodeDiedError``, or an actor error whose node was preempted or whose message says the node
+    died; an exception in the trainable arrives as a ``RayTaskError`` wrapping it.
+    """
+    if isinstance(error, RayTaskError) and not isinstance(error, RayActorError):
+        cause = error.as_instanceof_cause()
+        error = cause if isinstance(cause, RayActorError) else None
+    if isinstance(error, _NODE_ERRORS):
+        return "node"
+    if isinstance(error, RayActorError) and not error.actor_init_failed:
+        text = str(error)
+        if error.preempted or (_NODE_DEATH.search(text) and "memory" not in text.lower()):
+            return "node"
+    return "error"
+
+
+def _error_of(trial: RayTrial) -> BaseException | None:
+    """The exception Tune recorded for a trial (its local ``error.pkl``, written before Tune calls
+    the scheduler; the copy on the storage is synced later), or None if none is readable."""
+    path = trial.pickled_error_file
+    if not path or not os.path.exists(path):
+        return None
+    try:
+        with open(path, "rb") as f:
+            return cloudpickle.load(f)
+    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError) as e:
+        logger.warning("CarbsScheduler: cannot read the error of trial %s (%s); counted as a trial error",
+                       trial.trial_id, e)
+        return None

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import warnings
 from collections.abc import Callable, Mapping
@@ -33,13 +34,13 @@ from ..prefetch import Prefetcher
 from ..settings import TunerSettings
 from ..space import SearchSpace
 from ..tuner import Tuner
-from .trials import LiveTrial, config_from_result
+from .trials import LiveTrial, catch_up, config_from_result, flat_items
 
 __all__ = ["CarbsSearcher"]
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: the tuner's journal folder ("journal"); 2 is read as having none
 FORMAT = "carbs_like.ray.searcher"
 
 Resources = Mapping[str, float] | Callable[[dict[str, Any]], Mapping[str, float]]
@@ -75,6 +76,10 @@ class CarbsSearcher(Searcher):
             concurrency limit, at least 2 (Tune asks for many trials at once when it may run many).
         background: fit and ask in a background thread (the default). False asks inside
             ``suggest``, which is slow but deterministic (tests, debugging).
+        path: journal every tuner event to this folder (``Tuner(space, path=...)``), e.g. beside the
+            experiment (``storage_path/name/journal``). It travels with the searcher's checkpoints, so
+            ``tune.Tuner.restore`` continues it (a trial it told is never told again); ``Tuner.read``,
+            ``Tuner.resume`` and ``carbs-like status`` read it.
 
     Example:
         >>> searcher = CarbsSearcher(space, metric="loss", cost="flops", max_cost=1e20)
@@ -97,11 +102,14 @@ class CarbsSearcher(Searcher):
         resources: Resources | None = None,
         n_ready: int | None = None,
         background: bool = True,
+        path: str | os.PathLike | None = None,
     ) -> None:
+        if isinstance(space, Tuner) and path is not None:
+            raise ValueError("pass path= with a SearchSpace; a Tuner you pass keeps its own journal (if any)")
         if isinstance(space, Tuner):
             tuner = space
         elif isinstance(space, SearchSpace):
-            tuner = Tuner(space, seed=seed, settings=settings)
+            tuner = Tuner(space, seed=seed, settings=settings, path=path)
         else:
             raise TypeError(f"CarbsSearcher needs a SearchSpace or a Tuner, got {type(space).__name__}")
         _check_mode(mode)
@@ -120,6 +128,7 @@ class CarbsSearcher(Searcher):
         self._resources = resources
         self._n_ready = n_ready
         self._background = background
+        self._path = None if path is None else str(path)
         self._start(tuner)
 
     # ------------------------------------------------------------------ public -------------
@@ -130,6 +139,12 @@ class CarbsSearcher(Searcher):
         Read it freely; change it (``add``, ``tell``) only while Tune is not running.
         """
         return self._engine.flush()
+
+    @property
+    def concurrency(self) -> dict[str, int | None]:
+        """``{"running": trials running, "limit": max_concurrent (None: none), "ready": asked ahead}``."""
+        with self._book_lock:
+            return {"running": len(self._live), "limit": self._max_concurrent, "ready": self._engine.n_ready}
 
     @property
     def cost_metric(self) -> str:
@@ -205,7 +220,7 @@ class CarbsSearcher(Searcher):
         if mode:
             _check_mode(mode)
             self._mode = mode
-        for key, value in _flat_items(config or {}):
+        for key, value in flat_items(config or {}):
             if isinstance(value, Domain):
                 raise ValueError(
                     f"param_space['{key}'] is a Tune search domain ({type(value).__name__}); the "
@@ -252,14 +267,11 @@ class CarbsSearcher(Searcher):
         """Follow a running trial's results (its last loss and cost are kept for its end)."""
         self._engine.raise_if_failed()
         with self._book_lock:
-            if trial_id in self._done and trial_id not in self._warned:
-                self._warned.add(trial_id)
-                warnings.warn(
-                    f"CarbsSearcher: Ray trial {trial_id} reports again after it was recorded (Tune "
-                    "resumed it after an error, resume_errored=True); its new results are ignored. "
-                    "Restore with restart_errored=True to record re-runs of errored trials",
-                    RuntimeWarning, stacklevel=2,
-                )
+            if trial_id in self._done and trial_id not in self._live:
+                # Only a trial Tune resumed after its error (resume_errored=True) reports again: a
+                # new run of its config, added when it ends; the failure stays recorded.
+                logger.info("CarbsSearcher: Ray trial %s resumed after its error: a new run", trial_id)
+                del self._done[trial_id]
             live = self._live_or_adopt(trial_id, result)
             if live is not None:
                 live.update(result, metric=self._metric, cost=self._cost)
@@ -303,12 +315,27 @@ class CarbsSearcher(Searcher):
             if trial_id in self._live:
                 self._live[trial_id].truncated = True
 
+    def mark_failure(self, trial_id: str, kind: str) -> None:
+        """The scheduler saw this trial fail: ``"node"`` (its node died or is unreachable) or ``"error"``
+        (the trainable raised). If Tune does not retry it, a node failure is a *lost* run: failed,
+        charged the cost it burned, ``metadata["failure"] = "node"``, out of the models (``Observation.lost``)."""
+        if kind not in ("node", "error"):
+            raise ValueError(f"kind={kind!r}: must be 'node' or 'error'")
+        with self._book_lock:
+            if trial_id in self._live:
+                self._live[trial_id].failure = kind
+
     def front(self) -> list[tuple[float, float]]:
         """``(cost, loss)`` of finished, untruncated, successful trials (losses as minimised)."""
         return [
             (float(cost), float(loss)) for cost, loss, failed, meta in self._engine.records()
             if not failed and loss is not None and not meta.get("truncated", False)
         ]
+
+    def close(self) -> None:
+        """Release the tuner's journal (a no-op without ``path``): another searcher, or
+        ``Tuner.resume``, may then continue it in this process. The searcher can still be read."""
+        self._engine.flush().close()
 
     # ------------------------------------------------------------------ persistence --------
     def save(self, checkpoint_path: str) -> None:
@@ -336,6 +363,7 @@ class CarbsSearcher(Searcher):
                 "resources": dict(self._resources) if isinstance(self._resources, Mapping) else None,
                 "n_ready": self._n_ready,
                 "background": self._background,
+                "journal": self._path,
                 "inbox": engine["inbox"],
                 "ready": engine["ready"],
                 "finished": engine["finished"],
@@ -345,10 +373,21 @@ class CarbsSearcher(Searcher):
                 "spent": self._spent,
             }
 
-    def set_state(self, state: dict[str, Any], *, source: str = "searcher state") -> None:
-        """Replace the state by one from ``get_state`` (checks the format, version and fields)."""
+    def set_state(self, state: dict[str, Any], *, source: str = "searcher state", open_journal: bool = True) -> None:
+        """Replace the state by one from ``get_state`` (checks the format, version and fields).
+
+        With a journal (``path``) the tuner is resumed from it and the book brought up to it (it may be
+        ahead of the checkpoint: :func:`trials.catch_up`); ``open_journal=False`` leaves it alone."""
+        if isinstance(state, dict) and state.get("format") == FORMAT and state.get("version") == 2:
+            state = {**state, "version": FORMAT_VERSION, "journal": None}
         check_header(state, format=FORMAT, version=FORMAT_VERSION, where=source, what="CarbsSearcher state")
-        tuner = Tuner.from_state_dict(require(state, "tuner", dict, source), source=f"{source}: tuner")
+        saved = Tuner.from_state_dict(require(state, "tuner", dict, source), source=f"{source}: tuner")
+        self._path = _optional(state, "journal", str, source)
+        tuner = saved
+        if self._path is not None and open_journal:
+            if hasattr(self, "_engine"):
+                self.close()  # this searcher's own journal, reopened below
+            tuner = Tuner.resume(self._path)
         mode = require(state, "mode", str, source)
         _check_mode(mode)
         self._metric, self._mode = require(state, "metric", str, source), mode
@@ -365,13 +404,19 @@ class CarbsSearcher(Searcher):
             live = {rid: LiveTrial.from_dict(t) for rid, t in require(state, "live", dict, source).items()}
         except (TypeError, ValueError, KeyError) as e:
             raise FormatError(f"{source}: field 'live': {e}") from None
-        self._engine.restore(inbox=require(state, "inbox", list, source), ready=require(state, "ready", list, source),
-                             finished=bool(require(state, "finished", bool, source)))
+        inbox, ready = require(state, "inbox", list, source), require(state, "ready", list, source)
+        done = dict(require(state, "done", dict, source))
+        n_suggested = require_int(state, "n_suggested", source)
+        spent = float(require(state, "spent", (int, float), source))
+        if tuner is not saved:
+            caught = catch_up(journaled=tuner.observed, saved=saved.observed, pending=tuner.pending,
+                              live=live, inbox=inbox)
+            live, inbox, ready = caught.live, caught.inbox, caught.ready
+            done.update(caught.done)
+            n_suggested, spent = n_suggested + caught.suggested, spent + caught.spent
+        self._engine.restore(inbox=inbox, ready=ready, finished=bool(require(state, "finished", bool, source)))
         with self._book_lock:
-            self._live = live
-            self._done = dict(require(state, "done", dict, source))
-            self._n_suggested = require_int(state, "n_suggested", source)
-            self._spent = float(require(state, "spent", (int, float), source))
+            self._live, self._done, self._n_suggested, self._spent = live, done, n_suggested, spent
 
     def __getstate__(self) -> dict[str, Any]:
         # Tune cloudpickles the searcher into its experiment: store JSON data, never the tuner object.
@@ -383,7 +428,9 @@ class CarbsSearcher(Searcher):
         Searcher.__init__(self, metric=state["metric"], mode=state["mode"])
         self._resources = state.pop("_callable_resources", None)
         self._background = bool(state["background"])
-        self.set_state(state, source=state.pop("_source", "pickled CarbsSearcher"))
+        # An unpickled copy (Tune's experiment file, from_experiment) never takes the journal; Tune's
+        # restore_from_dir (``restore``) does.
+        self.set_state(state, source=state.pop("_source", "pickled CarbsSearcher"), open_journal=False)
 
     # ------------------------------------------------------------------ internals ----------
     def _start(self, tuner: Tuner) -> None:
@@ -393,7 +440,6 @@ class CarbsSearcher(Searcher):
         self._done: dict[str, int | None] = {}
         self._n_suggested = 0
         self._spent = 0.0
-        self._warned: set[str] = set()
         self._space = tuner.space
         self._space_names = list(tuner.space.names)
         self._engine = Prefetcher(tuner, target=self._ready_wanted, background=self._background,
@@ -460,6 +506,8 @@ class CarbsSearcher(Searcher):
         failed = error or loss is None or not math.isfinite(loss)
         if error:
             meta["reason"] = "error"
+            if live.failure == "node":  # the node died, not the config: see mark_failure
+                meta.update(reason="node failure", failure="node")
         elif loss is None:
             meta["reason"] = f"no '{self._metric}' reported"
             logger.warning("CarbsSearcher: trial %s reported no '%s'; recorded as failed", trial_id, self._metric)
@@ -505,14 +553,8 @@ def _read_state(path: Path) -> dict[str, Any]:
     try:
         return read_json(path, format=FORMAT, version=FORMAT_VERSION, what="CarbsSearcher state")
     except FormatError as e:
-        raise FormatError(f"{e}; it may have been written by another searcher") from None
+        try:  # version 2 (no journal) is read too, see set_state
+            return read_json(path, format=FORMAT, version=2, what="CarbsSearcher state")
+        except FormatError:
+            raise FormatError(f"{e}; it may have been written by another searcher") from None
 
-
-def _flat_items(config: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    items: list[tuple[str, Any]] = []
-    for key, value in config.items():
-        if isinstance(value, Mapping):
-            items.extend(_flat_items(value, f"{prefix}{key}/"))
-        else:
-            items.append((f"{prefix}{key}", value))
-    return items

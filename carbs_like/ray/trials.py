@@ -12,9 +12,12 @@ import numbers
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["LiveTrial", "config_from_result", "resource_units"]
+if TYPE_CHECKING:
+    from ..trial import Observation, Trial
+
+__all__ = ["CatchUp", "LiveTrial", "catch_up", "config_from_result", "flat_items", "resource_units"]
 
 
 @dataclass
@@ -31,6 +34,9 @@ class LiveTrial:
         time_total_s: Ray's ``time_total_s`` of the last result, if any.
         resources: the trial's resources (``{"CPU": 1, "GPU": 0.5}``), if known.
         truncated: the scheduler stopped the trial early.
+        failure: how its last error came about, as the scheduler saw it: ``"node"`` (the node it
+            ran on died or was lost), ``"error"`` (the trainable raised, ran out of memory), or
+            None (no error seen, or no scheduler looking).
     """
 
     tuner_id: int | None
@@ -41,6 +47,7 @@ class LiveTrial:
     time_total_s: float | None = None
     resources: dict[str, float] | None = None
     truncated: bool = False
+    failure: str | None = None
 
     def update(self, result: Mapping[str, Any], *, metric: str, cost: str) -> None:
         """Follow a (flattened) Ray result; keys it lacks keep their last value."""
@@ -75,7 +82,7 @@ class LiveTrial:
             "tuner_id": self.tuner_id, "config": dict(self.config), "started": self.started,
             "loss": _json_float(self.loss), "cost": _json_float(self.cost),
             "time_total_s": _json_float(self.time_total_s),
-            "resources": self.resources, "truncated": self.truncated,
+            "resources": self.resources, "truncated": self.truncated, "failure": self.failure,
         }
 
     @classmethod
@@ -114,6 +121,70 @@ def config_from_result(result: Mapping[str, Any], names: Sequence[str]) -> dict[
         else:
             return None
     return config
+
+
+@dataclass(frozen=True)
+class CatchUp:
+    """A searcher checkpoint brought up to date with its tuner's journal (see :func:`catch_up`).
+
+    Attributes:
+        live: the Ray trials still running (those the journal has told are moved to ``done``).
+        done: Ray trial id -> tuner id of the trials the journal told after the checkpoint.
+        ready: tuner ids to hand out next: the journal's pending trials no live trial holds.
+        inbox: the checkpoint's queued results the journal has not applied yet.
+        spent: cost the journal told after the checkpoint that the checkpoint had not counted.
+        suggested: trials the journal shows handed out after the checkpoint and told.
+    """
+
+    live: dict[str, LiveTrial]
+    done: dict[str, int]
+    ready: list[int]
+    inbox: list[dict[str, Any]]
+    spent: float
+    suggested: int
+
+
+def catch_up(*, journaled: Sequence["Observation"], saved: Sequence["Observation"],
+             pending: Sequence["Trial"], live: Mapping[str, LiveTrial],
+             inbox: Sequence[Mapping[str, Any]]) -> CatchUp:
+    """Bring a searcher checkpoint (``saved`` observations, ``live`` trials, queued ``inbox``) up to
+    the journal (``journaled`` observations, ``pending`` trials), which may hold events after it:
+    the journal is the truth, so no trial it has told is told again, and a trial asked after the
+    checkpoint is handed out again rather than lost."""
+    known = {o.trial_id for o in saved}
+    new = [o for o in journaled if o.trial_id not in known]
+    told = {o.trial_id for o in journaled}
+    pending_ids = {t.id for t in pending}
+    by_ray_id = {o.metadata.get("ray_trial_id"): o.trial_id for o in new if "ray_trial_id" in o.metadata}
+    queued = {op.get("tag") or (op.get("metadata") or {}).get("ray_trial_id") for op in inbox}
+    still, done = {}, {}
+    for rid, trial in live.items():
+        if rid in by_ray_id or (trial.tuner_id is not None and trial.tuner_id in told):
+            done[rid] = by_ray_id.get(rid, trial.tuner_id)
+            continue
+        if trial.tuner_id is not None and trial.tuner_id not in pending_ids:
+            trial.tuner_id = None  # forgotten after the checkpoint: recorded with add when it ends
+        still[rid] = trial
+    held = {t.tuner_id for t in still.values()}
+    keep = [dict(op) for op in inbox if (op["op"] == "add" and op.get("tag") not in by_ray_id)
+            or (op["op"] != "add" and op["tuner_id"] in pending_ids)]
+    counted = [o for o in new if o.metadata.get("ray_trial_id") not in queued]
+    return CatchUp(
+        live=still, done=done, ready=sorted(pending_ids - held), inbox=keep,
+        spent=float(sum(o.cost for o in counted)),
+        suggested=sum(o.metadata.get("ray_trial_id") not in live for o in counted),
+    )
+
+
+def flat_items(config: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """``(key, value)`` of a nested dict's leaves, the keys joined with "/" as Ray flattens them."""
+    items: list[tuple[str, Any]] = []
+    for key, value in config.items():
+        if isinstance(value, Mapping):
+            items.extend(flat_items(value, f"{prefix}{key}/"))
+        else:
+            items.append((f"{prefix}{key}", value))
+    return items
 
 
 def _json_float(value: float | None) -> float | str | None:

@@ -30,8 +30,11 @@ def landscape_trainable(config: dict[str, Any]) -> None:
 
     Constants in ``param_space`` steer it: ``steps`` (default 4); ``sleep`` seconds per step;
     ``fail_marker``, a file path: the first trial to find and delete it raises after its first
-    result (a simulated crash, exactly once).
+    result (a simulated crash, exactly once); ``node_dir``, a folder: each run writes an empty file
+    ``<node id>.<trial id>`` there as it starts (tests see where trials run). Every result also
+    has ``node_id``, the Ray node the run is on.
     """
+    import ray
     from ray import tune
 
     params = {k: config[k] for k in _PARAMS}
@@ -39,6 +42,9 @@ def landscape_trainable(config: dict[str, Any]) -> None:
     loss, cost, failed = LLMLandscape().evaluate(params, rng=np.random.default_rng(seed))
     steps = int(config.get("steps", 4))
     crash = _claim(config.get("fail_marker"))
+    node = ray.get_runtime_context().get_node_id()
+    if config.get("node_dir"):
+        open(os.path.join(config["node_dir"], f"{node}.{tune.get_context().get_trial_id()}"), "w").close()
     for step in range(1, steps + 1):
         fraction = step / steps
         if failed and fraction > 0.5:
@@ -46,7 +52,7 @@ def landscape_trainable(config: dict[str, Any]) -> None:
         value = (loss if loss is not None else 8.0) * (1.0 + 0.3 * (fraction**-0.5 - 1.0))
         if config.get("sleep"):
             time.sleep(float(config["sleep"]))
-        tune.report({"loss": value, "cost": cost * fraction, "progress": fraction})
+        tune.report({"loss": value, "cost": cost * fraction, "progress": fraction, "node_id": node})
         if crash:
             raise RuntimeError("simulated crash (fail_marker)")
 
