@@ -105,7 +105,6 @@ def next_config(
     seed: int,
     pool: Tensor | None = None,
     target: Mapping[int, float] | None = None,
-    target_ready: bool = True,
 ) -> Choice:
     """Choose the next trial.
 
@@ -113,7 +112,6 @@ def next_config(
         fitted: returns the surrogate for ``data``; None while in the start design.
         pool: `n x d` search coordinates to choose among (pool mode), or None for the whole space.
         target: ``{column: coordinate}`` of the target scale, when the user gave one.
-        target_ready: enough runs for a scaling law; until then no ask serves the target.
         rerun_ready: enough observations that re-running a front point may be worth it; it is
             only done when the loss GP's fitted noise says a rerun is informative.
     """
@@ -139,7 +137,7 @@ def next_config(
     generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
     cap = settings.max_suggestion_cost
     turn = turn_of(trial_id, seed=seed, settings=settings,
-                   has_target=target_ready and (target is not None or settings.target_cost is not None))
+                   has_target=target is not None or settings.target_cost is not None)
     if turn == "target" and target is None:
         target = cost_target(surrogate, data, space.scaling_columns, settings.target_cost)
     common = dict(geometry=geometry, exclude=exclude, generator=generator, n_candidates=settings.n_candidates,

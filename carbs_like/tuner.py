@@ -40,7 +40,6 @@ from .records import (
     encode_settings,
 )
 from .scaling import ScalingLaw
-from .scaling.law import runs_needed
 from .settings import TunerSettings
 from .space import ChoiceParam, SearchSpace
 from .strategy import Start, candidate_pool, next_config
@@ -551,11 +550,6 @@ class Tuner:
         self._surrogate = (n, surrogate)
         return surrogate
 
-    def _law_possible(self, data: ObservedData) -> bool:
-        """Enough runs for a scaling law: before that the target has no proposal to sharpen."""
-        runs, scales = runs_needed(self.space)
-        return int(data.ok.sum()) >= runs and len(set(map(tuple, data.X[data.ok][:, self.space.scaling_columns].tolist()))) >= scales
-
     def _suggest(self, *, refit: bool = True, pool: torch.Tensor | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
         """The next config and the metadata saying how it was chosen (see :mod:`carbs_like.strategy`)."""
         if self._queue:
@@ -567,7 +561,7 @@ class Tuner:
             fitted=None if self.in_initial_design else lambda: self._fitted(data, refit=refit),
             rng=self._rng, start=start, geometry=self._geometry,
             rerun_ready=int(data.ok.sum()) >= 2 * self.n_init, trial_id=self._next_id, seed=self.seed,
-            pool=pool, target=self._target, target_ready=self._law_possible(data),
+            pool=pool, target=self._target,
         )
         self._sobol_drawn = start.drawn
         if choice.repeat_of is not None:

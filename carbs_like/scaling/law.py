@@ -360,17 +360,10 @@ def _runs(space: SearchSpace, data: ObservedData) -> tuple[Runs, list[str], list
     return runs, relation_params, choice_params
 
 
-def runs_needed(space: SearchSpace) -> tuple[int, int]:
-    """``(successful runs, distinct scales)`` a scaling law of ``space`` needs at least."""
-    k = len(space.scaling)
-    p = sum(1 for q in space.params if not isinstance(q, ChoiceParam) and q.name not in space.scaling)
-    n_choices = [len(q.choices) for q in space.params if isinstance(q, ChoiceParam)]
-    return max(8, int(1.5 * n_coefficients(k, p, n_choices)) + 2), 2 * k + 2  # the loss law: 2k + 1 coefficients
-
-
 def _check_enough(space: SearchSpace, runs: Runs, n_choices: list[int]) -> None:
     k, p = len(space.scaling), runs.T.shape[1]
-    need, need_scales = runs_needed(space)
+    need = max(8, int(1.5 * n_coefficients(k, p, n_choices)) + 2)
+    need_scales = 2 * k + 2  # the loss law has 2k + 1 coefficients
     n_ok = runs.x.shape[0]
     n_scales = len({tuple(r) for r in np.round(runs.x, 9).tolist()})
     if n_ok < need or n_scales < need_scales:
