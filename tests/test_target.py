@@ -68,3 +68,15 @@ def test_one_more_optimum_near_the_target_scale_teaches_the_extrapolation_most()
     candidates = torch.tensor([[0.5, 0.5], [1.0, 1.0], [1.5, 1.5]], dtype=torch.float64)
     vr = regression_variance_reduction(S_obs, candidates, target)
     assert vr[0] < vr[1] < vr[2]
+
+
+def test_the_cli_target_is_checked_against_the_scaling_axes():
+    from carbs_like.cli.experiment import UsageError
+    from carbs_like.cli.main import parse_target
+
+    space = LLMLandscape().space()
+    assert parse_target(space, "n_params=7e9,tokens=1.4e11") == {"n_params": 7e9, "tokens": 1.4e11}
+    with pytest.raises(UsageError, match="NAME=VALUE"):
+        parse_target(space, "n_params:7e9")
+    with pytest.raises(UsageError, match="not scaling axes"):
+        parse_target(space, "lr=1e-3")

@@ -64,14 +64,36 @@ def cmd_tune(args: argparse.Namespace) -> int:
     space = load_space(args.space_file)
     load_trainable(args.trainable)  # fail fast, in this process, with a one-line error
     enqueue = check_configs(space, read_enqueue_file(args.enqueue), args.enqueue) if args.enqueue else None
+    settings = {"target": parse_target(space, args.target)} if args.target else None
     experiment = Experiment(
         space=space.to_dict(), trainable=args.trainable, metric=args.metric, cost=args.cost_key,
         trials=args.trials, budget=args.budget, concurrency=args.concurrency,
         gpus_per_trial=args.gpus_per_trial, cpus_per_trial=args.cpus_per_trial, seed=args.seed,
+        settings=settings,
     )
     run_experiment(folder, experiment, backend=args.backend,
                    enqueue=(enqueue, args.enqueue) if enqueue is not None else None)
     return 0
+
+
+def parse_target(space: SearchSpace, text: str) -> dict[str, float]:
+    """``n_params=7e9,tokens=1.4e11`` -> ``{"n_params": 7e9, "tokens": 1.4e11}``, checked against the
+    space's scaling axes."""
+    target: dict[str, float] = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        try:
+            target[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise UsageError(f"--target {text!r}: expected NAME=VALUE pairs separated by commas, e.g. "
+                             f"{','.join(f'{a}=1e9' for a in space.scaling)}")
+    try:
+        space.scaling_coordinates(target)
+    except ValueError as e:
+        raise UsageError(f"--target: {e}") from None
+    return target
 
 
 def run_experiment(folder: Path, experiment: Experiment, *, backend: str, out: Any = None,
@@ -391,6 +413,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--metric", default="loss", help="result key of the loss to minimise (default loss)")
     q.add_argument("--cost-key", default="cost", help="result key of the cost (default cost; else wall seconds)")
     q.add_argument("--cpus-per-trial", type=int, default=1)
+    q.add_argument("--target", metavar="AXIS=VALUE,...", default=None,
+                   help="the scale you will train at (e.g. n_params=7e9,tokens=1.4e11): half the asks then "
+                        "serve the proposal there")
     q.add_argument("--enqueue", metavar="FILE", default=None,
                    help="configs to run first: a JSON list, or one JSON object a line (skipped when already run)")
     limits(q, trials=50, budget=None, concurrency=2)
