@@ -1,7 +1,7 @@
 """Early stopping's pure core: is a running trial hopeless against the front?
 
-No Ray here: :class:`~carbs_like.ray.CarbsScheduler` stops trials with it under Ray Tune, and the
-local backend of the ``carbs-like`` command with the same rule.
+No Ray here: :class:`~carbs_like.ray.CarbsScheduler` stops trials with it under Ray Tune. The
+local backend of the ``carbs-like`` command does not stop trials early yet.
 """
 
 from __future__ import annotations
