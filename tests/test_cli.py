@@ -342,3 +342,22 @@ def test_report_when_the_only_non_scaling_params_are_choices(tmp_path):
     html = write_report(tuner, tmp_path / "report", n_bootstrap=2)
     assert sorted(p.name for p in (tmp_path / "report").glob("*.png")) == ["front.png", "history.png"]
     assert "wsd" in html.read_text()
+
+
+def test_a_generator_trainable_is_stopped_early_when_hopeless_and_recorded_truncated():
+    from carbs_like.cli.run import run_trainable
+    from carbs_like.testing import LLMLandscape
+
+    space = LLMLandscape().space()
+    config = space.to_configs(space.sobol(1, seed=0))[0]
+    spec = "carbs_like.testing.trainables:landscape_curve"
+    full = run_trainable(spec, {**config, "steps": 8}, metric="loss", cost="cost")
+    assert "truncated" not in full and full["progress"] == 1.0
+    # A front already far better at every cost: the run stops as soon as its curve has a slope.
+    stopped = run_trainable(spec, {**config, "steps": 8}, metric="loss", cost="cost",
+                            front=[(1.0, full["loss"] * 0.5)])
+    assert stopped["truncated"] is True and stopped["progress"] < 1.0
+    # A front it can still beat: it runs to its end.
+    kept = run_trainable(spec, {**config, "steps": 8}, metric="loss", cost="cost",
+                         front=[(1.0, full["loss"] * 1.5)])
+    assert "truncated" not in kept and kept["progress"] == 1.0

@@ -9,6 +9,7 @@ otherwise; ``failed: True`` or a NaN loss marks a failed run).
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import sys
@@ -19,25 +20,53 @@ from typing import Any
 
 from ..prefetch import Prefetcher
 from ..space import SearchSpace
+from ..stopping import hopeless
 from ..tuner import Tuner
 from .experiment import Experiment, limits_reached, load_trainable, save_snapshot, totals
 
 __all__ = ["Progress", "front_size", "normalise_result", "run_local", "run_trainable", "result_metadata"]
 
 
-def run_trainable(spec: str, config: dict[str, Any], *, metric: str, cost: str, threads: int = 1) -> dict[str, Any]:
+def run_trainable(spec: str, config: dict[str, Any], *, metric: str, cost: str, threads: int = 1,
+                  front: list[tuple[float, float]] | None = None) -> dict[str, Any]:
     """Call the trainable on one config and normalise its result (runs in a worker process).
 
+    A trainable may also be a generator that yields intermediate results (each with the loss so
+    far, the cost spent so far and ``final_cost``, what it will have spent at its end): it is then
+    stopped early, as ``CarbsScheduler`` does under Ray (:func:`carbs_like.stopping.hopeless`),
+    when even an optimistic forecast of its curve cannot reach ``front``, and its last result is
+    recorded with ``truncated: True``.
+
     Returns:
-        the trainable's result with ``loss`` (NaN when failed), ``cost``, ``failed`` and
+        the trainable's (last) result with ``loss`` (NaN when failed), ``cost``, ``failed`` and
         ``seconds`` (wall time, the cost when the trainable reports none).
     """
     os.environ.setdefault("CARBS_LIKE_THREADS", str(threads))
     fn = load_trainable(spec)
     start = time.perf_counter()
     result = fn(dict(config))
+    if inspect.isgenerator(result):
+        result = _follow(result, metric=metric, cost=cost, front=front or [])
     seconds = time.perf_counter() - start
     return normalise_result(result, metric=metric, cost=cost, seconds=seconds)
+
+
+def _follow(steps: Any, *, metric: str, cost: str, front: list[tuple[float, float]]) -> Any:
+    """The last result of a generator trainable, stopping it once it is hopeless."""
+    last: Any = None
+    curve: list[tuple[float, float]] = []
+    for last in steps:
+        loss, spent, final = (last.get(metric), last.get(cost), last.get("final_cost")) if isinstance(last, Mapping) \
+            else (None, None, None)
+        if loss is None or spent is None or not math.isfinite(float(loss)):
+            continue
+        curve.append((float(spent), float(loss)))
+        if final is not None and hopeless(curve, final_cost=float(final), front=front):
+            steps.close()
+            return {**last, "truncated": True}
+    if last is None:
+        raise ValueError("the trainable's generator yielded no result")
+    return last
 
 
 def normalise_result(result: Any, *, metric: str, cost: str, seconds: float) -> dict[str, Any]:
@@ -67,11 +96,12 @@ def result_metadata(result: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in result.items() if k not in ("loss", "cost", "failed") and is_json_scalar(v)}
 
 
-def trial_worker(spec: str, config: dict[str, Any], metric: str, cost: str, threads: int) -> dict[str, Any]:
+def trial_worker(spec: str, config: dict[str, Any], metric: str, cost: str, threads: int,
+                 front: list[tuple[float, float]] | None = None) -> dict[str, Any]:
     """Process-pool entry point: a trial's exception becomes a failed result with its message."""
     start = time.perf_counter()
     try:
-        return run_trainable(spec, config, metric=metric, cost=cost, threads=threads)
+        return run_trainable(spec, config, metric=metric, cost=cost, threads=threads, front=front)
     except Exception as e:  # noqa: BLE001 - the trial failed; reported as a failure with its error
         return {"loss": math.nan, "cost": max(time.perf_counter() - start, 1e-9), "failed": True,
                 "error": f"{type(e).__name__}: {e}"}
@@ -101,8 +131,10 @@ def run_local(tuner: Tuner, experiment: Experiment, folder: Path, progress: "Pro
                 trial = engine.take()
                 if trial is None:
                     break
+                front = [(c, loss) for c, loss, failed, meta in engine.records()
+                         if not failed and loss is not None and not meta.get("truncated", False)]
                 fut = pool.submit(trial_worker, experiment.trainable, trial.config, experiment.metric,
-                                  experiment.cost, experiment.cpus_per_trial)
+                                  experiment.cost, experiment.cpus_per_trial, front)
                 running[fut] = trial
             if not running:
                 if limits_reached(experiment, n_done, spent) is not None:

@@ -16,7 +16,7 @@ import numpy as np
 
 from .landscapes import LLMLandscape
 
-__all__ = ["landscape_trainable"]
+__all__ = ["landscape_curve", "landscape_trainable"]
 
 _PARAMS = ("n_params", "tokens", "lr", "batch_size", "weight_decay", "schedule")
 
@@ -55,6 +55,22 @@ def landscape_trainable(config: dict[str, Any]) -> None:
         tune.report({"loss": value, "cost": cost * fraction, "progress": fraction, "node_id": node})
         if crash:
             raise RuntimeError("simulated crash (fail_marker)")
+
+
+def landscape_curve(config: dict[str, Any]):
+    """The same loss curve as :func:`landscape_trainable`, for the local backend (no Ray): a
+    generator yielding ``loss``, ``cost`` (FLOPs so far) and ``final_cost`` at each of ``steps``
+    steps (default 4), so the ``carbs-like`` command can stop hopeless runs early."""
+    params = {k: config[k] for k in _PARAMS}
+    seed = zlib.crc32(json.dumps(params, sort_keys=True, default=str).encode())
+    loss, cost, failed = LLMLandscape().evaluate(params, rng=np.random.default_rng(seed))
+    steps = int(config.get("steps", 4))
+    for step in range(1, steps + 1):
+        fraction = step / steps
+        if failed and fraction > 0.5:
+            raise RuntimeError(f"diverged: lr={params['lr']:.3g} is too high")
+        value = (loss if loss is not None else 8.0) * (1.0 + 0.3 * (fraction**-0.5 - 1.0))
+        yield {"loss": value, "cost": cost * fraction, "final_cost": cost, "progress": fraction}
 
 
 def _claim(marker: str | None) -> bool:
