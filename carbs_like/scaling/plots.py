@@ -122,16 +122,19 @@ def plot_relations(law: "ScalingLaw", *, target: Mapping[str, float] | None = No
             mean, std = rel(X)
             lo_b, hi_b = _bounds(law.space[name])
             band_lo, band_hi, mid = (np.clip(untransform(v), lo_b, hi_b) for v in (mean - z * std, mean + z * std, mean))
-            ax.fill_between(np.exp(grid_x), band_lo, band_hi, color=_BAND, alpha=0.55, lw=0,
-                            label=f"{int(level * 100)}% band")
-            ax.plot(np.exp(grid_x), mid, color=_LINE, lw=1.8, label="fitted relation")
+            if rel.notes:  # not determined: a constant, not a measurement; no band drawn
+                ax.plot(np.exp(grid_x), mid, color=_LINE, lw=1.2, ls=":", label="held constant (not determined)")
+            else:
+                ax.fill_between(np.exp(grid_x), band_lo, band_hi, color=_BAND, alpha=0.55, lw=0,
+                                label=f"{int(level * 100)}% band")
+                ax.plot(np.exp(grid_x), mid, color=_LINE, lw=1.8, label="fitted relation")
             raw = untransform(mean)
             for bound, hit in ((lo_b, raw < lo_b), (hi_b, raw > hi_b)):
                 if hit.any():  # the relation leaves the param's bounds: drawn clamped, and said so
                     ax.plot(np.exp(grid_x[hit]), np.full(hit.sum(), bound), color=_CLAMP, lw=2.4,
                             label="clamped to the param's bound")
             if rel.notes:
-                ax.text(0.03, 0.04, "not determined by the runs:\nheld constant", transform=ax.transAxes,
+                ax.text(0.03, 0.04, "the runs do not determine how it moves\nwith scale: held constant", transform=ax.transAxes,
                         fontsize=7, color="0.25", va="bottom")
             # Runs near their optimum, moved to the panel's reference along the other axes.
             others = [b for b in range(len(axes_names)) if b != a]
@@ -150,7 +153,8 @@ def plot_relations(law: "ScalingLaw", *, target: Mapping[str, float] | None = No
                 ax.set_yscale("log")
                 _tidy_log_axis(ax.yaxis, plain=True)
             b, sd = rel.slopes[a], rel.slope_std[a]
-            ax.set_title(f"exponent {b:+.3f} ± {sd:.3f}", fontsize=9)
+            ax.set_title("exponent not determined by the runs" if rel.notes else f"exponent {b:+.3f} ± {sd:.3f}",
+                         fontsize=9)
             ax.set_xlabel(axis)
             if a == 0:
                 ax.set_ylabel(f"best {name}")
