@@ -201,8 +201,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     tuner = open_tuner(folder, experiment)
     demo = (experiment.trainable, experiment.cost) == (DEMO_TRAINABLE, "flops")
     label = DEMO_COST_LABEL if demo else f"cost ({experiment.cost})"
-    html = write_report(tuner, folder / "report", title=f"carbs-like: {folder.name}",
-                        verify=read_verify(folder), n_bootstrap=args.bootstrap, cost_label=label,
+    verify = read_verify(folder)
+    html = write_report(tuner, folder / "report", title=f"carbs-like: {folder.name}", verify=verify,
+                        target=verify.get("target") if verify else None, n_bootstrap=args.bootstrap, cost_label=label,
                         loss_label=DEMO_LOSS_LABEL if experiment.trainable == DEMO_TRAINABLE else "loss")
     print(f"carbs-like: wrote {html} (open it in a browser) and the figures beside it")
     return 0
