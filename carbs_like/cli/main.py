@@ -308,9 +308,9 @@ def _cpu_seconds() -> float:
 # The demo holds out the top of the tiny LM's range: it searches n_params and tokens up to 1/3 of
 # searchspaces/tiny_lm.toml's bounds and checks its proposal at 3x the largest trained size.
 HOLD_OUT = 3.0
-# Measured on 2 cores shared with other jobs (load 3-6): the search 8.4 min (60 trials), one check at
-# the target 9.1 min with 2 torch threads, ~2 min with 1 (548 s / ~120 s: the search drives batch_size to 2, i.e. 7800 steps, as FLOPs do not charge
-# for steps). Not yet the issue's ~10 minutes: see NOTE in issue 16.
+# Measured on 2 cores shared with other jobs (load 3-6): the search 8.4 min (60 trials); one check at
+# the target 548 s with 2 torch threads, ~120 s with 1 (the search drives batch_size to 2, i.e. 7800
+# steps, as FLOPs do not charge for steps). Not yet the issue's ~10 minutes (issue 16).
 DEMO_DURATION = ("Measured on 2 shared cores: ~8 minutes of search, then 4 checks at the target of 2-9 "
                  "minutes each (one at a time): 20-45 minutes in all; less on idle cores.")
 _DEMO_TITLE = "carbs-like demo: a tiny LM on the Python standard library"
