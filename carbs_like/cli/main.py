@@ -308,14 +308,10 @@ def _cpu_seconds() -> float:
 # The demo holds out the top of the tiny LM's range: it searches n_params and tokens up to 1/3 of
 # searchspaces/tiny_lm.toml's bounds and checks its proposal at 3x the largest trained size.
 HOLD_OUT = 3.0
-# Measured on 2 cores shared with other jobs (load 3-6): the search 8.4 min (60 trials); one check at
-# the target 548 s with 2 torch threads, ~120 s with 1 (the search drives batch_size to 2, i.e. 7800
-# steps, as FLOPs do not charge for steps). Not yet the issue's ~10 minutes (issue 16).
-DEMO_DURATION = ("Measured on 2 shared cores: ~8 minutes of search, then 4 checks at the target of 2-9 "
-                 "minutes each (one at a time): 20-45 minutes in all; less on idle cores.")
-_DEMO_TITLE = "carbs-like demo: a tiny LM on the Python standard library"
-DEMO_COST_LABEL = "cost (training FLOPs)"
-DEMO_LOSS_LABEL = "validation loss (nats/byte)"
+# Measured (uninterrupted run, 2 cores shared with other jobs, load 2.5-3.9, local backend): 9 min 30 s
+# wall, 575 CPU s in all (search 7.6 min; 4 checks at the target, 1 torch thread each).
+DEMO_DURATION = ("Measured on 2 shared cores: about 10 minutes in all (7.6 min of search, then 4 checks "
+                 "at the target); longer on a busier machine.")
 
 
 def demo_space() -> SearchSpace:
