@@ -65,7 +65,7 @@ def _pyplot():
 
 # ------------------------------------------------------------------------ figures -------------
 def figure_front(tuner: "Tuner", *, law_curve: "pd.DataFrame | None" = None, cost_label: str = "cost",
-                 law_at_front: "pd.DataFrame | None" = None) -> "Figure":
+                 law_at_front: "pd.DataFrame | None" = None, loss_label: str = "loss") -> "Figure":
     """Loss against cost: trials coloured by the first scaling axis, failures, front, loss law.
 
     Args:
@@ -111,11 +111,11 @@ def figure_front(tuner: "Tuner", *, law_curve: "pd.DataFrame | None" = None, cos
         ax.set_xscale("log")
         _set_loss_limits(ax, ok, law_curve)
         if len(bad):
-            top = ax.get_ylim()[1]
-            ax.scatter(bad["cost"], np.full(len(bad), top), marker="x", color="0.35", s=18, clip_on=False,
-                       zorder=6, label=f"failed ({len(bad)})")
+            top = ax.get_ylim()[1] - 0.3 * (ax.get_ylim()[1] - float(ok["loss"].max()) if len(ok) else 0.0)
+            ax.scatter(bad["cost"], np.full(len(bad), top), marker="x", color="0.35", s=18,
+                       zorder=6, label=f"failed ({len(bad)}; no loss)")
         ax.set_xlabel(cost_label)
-        ax.set_ylabel("loss")
+        ax.set_ylabel(loss_label)
         ax.set_title("Loss against cost")
         ax.legend(loc="upper right", frameon=False)
         fig.tight_layout()
@@ -130,9 +130,44 @@ def _set_loss_limits(ax: Any, ok: "pd.DataFrame", law_curve: "pd.DataFrame | Non
     lo = losses.min()
     if law_curve is not None and len(law_curve):
         lo = min(lo, float(np.nanmin(law_curve["loss"])))  # the band may run off the axis
-    hi = float(np.quantile(losses, 0.95)) if len(losses) >= 5 else losses.max()
+    hi = losses.max()  # every trial shows; failed ones are drawn on a band above it
     pad = 0.06 * max(hi - lo, 1e-9)
-    ax.set_ylim(lo - pad, hi + pad)
+    ax.set_ylim(lo - pad, hi + 2.5 * pad)
+
+
+def figure_verify(verify: Mapping[str, Any], *, loss_label: str = "loss") -> "Figure":
+    """Predicted vs measured at the target: the proposal's predicted loss and band, and each
+    verify run's measured loss (a failed run is marked at the top)."""
+    plt = _pyplot()
+    runs = list(verify.get("runs", []))
+    band = verify.get("predicted_band") or [None, None]
+    pred = verify.get("predicted_loss")
+    with plt.rc_context(_STYLE):
+        fig, ax = plt.subplots(figsize=(6.0, 3.6))
+        xs = np.arange(len(runs))
+        if band[0] is not None:
+            ax.axhspan(band[0], band[1], color=_LAW_COLOR, alpha=0.15, lw=0, label="predicted band")
+        if pred is not None and math.isfinite(pred):
+            ax.axhline(pred, color=_LAW_COLOR, ls="--", lw=1.3, label=f"predicted {pred:.4f}")
+        measured = [r.get("loss") for r in runs]
+        ok = [i for i, v in enumerate(measured) if v is not None]
+        colors = [_FRONT_COLOR if r["label"].startswith("proposal") else "0.3" for r in runs]
+        ax.scatter(xs[ok], [measured[i] for i in ok], c=[colors[i] for i in ok], s=40, zorder=4,
+                   label="measured (red: the proposal)")
+        for i in ok:
+            ax.annotate(f"{measured[i]:.4f}", (xs[i], measured[i]), textcoords="offset points", xytext=(0, 6),
+                        ha="center", fontsize=7)
+        failed = [i for i, v in enumerate(measured) if v is None]
+        if failed:
+            ax.scatter(xs[failed], np.full(len(failed), ax.get_ylim()[1]), marker="x", color="0.35",
+                       label="failed")
+        ax.set_xticks(xs, [r["label"] for r in runs], rotation=20, fontsize=8)
+        ax.set_ylabel(loss_label)
+        target = ", ".join(f"{k}={v:.3g}" for k, v in verify.get("target", {}).items())
+        ax.set_title(f"Predicted vs measured at the target ({target})", fontsize=10)
+        ax.legend(loc="best", frameon=False, fontsize=8)
+        fig.tight_layout()
+    return fig
 
 
 def _front_steps(cost: np.ndarray, loss: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -144,7 +179,7 @@ def _front_steps(cost: np.ndarray, loss: np.ndarray) -> tuple[np.ndarray, np.nda
     return xs, ys
 
 
-def figure_history(tuner: "Tuner") -> "Figure":
+def figure_history(tuner: "Tuner", *, loss_label: str = "loss") -> "Figure":
     """The search over trials: each trial's loss with the best so far, and each trial's cost."""
     plt = _pyplot()
     df = tuner.observations().reset_index(drop=True)  # in order of completion
@@ -157,13 +192,14 @@ def figure_history(tuner: "Tuner") -> "Figure":
         fig, (a1, a2) = plt.subplots(2, 1, figsize=(6.0, 4.6), sharex=True, gridspec_kw={"height_ratios": [3, 2]})
         a1.scatter(idx[ok], loss[ok], s=16, color="0.45", zorder=3, label="trial")
         a1.step(idx, best, where="post", color=_FRONT_COLOR, lw=1.5, zorder=4, label="best so far")
+        if ok.sum() >= 2:
+            lo, hi = np.nanmin(loss), float(np.nanmax(loss[ok]))
+            a1.set_ylim(lo - 0.05 * (hi - lo), hi + 0.15 * (hi - lo))
         if (~ok).any():
-            a1.scatter(idx[~ok], np.full((~ok).sum(), np.nanmax(loss) if ok.any() else 1.0), marker="x",
-                       color="0.35", s=18, zorder=5, label="failed")
-        if ok.sum() >= 5:
-            lo, hi = np.nanmin(loss), float(np.nanquantile(loss[ok], 0.95))
-            a1.set_ylim(lo - 0.05 * (hi - lo), hi + 0.08 * (hi - lo))
-        a1.set_ylabel("loss")
+            top = float(np.nanmax(loss[ok])) + 0.08 * (np.nanmax(loss[ok]) - np.nanmin(loss)) if ok.sum() >= 2 else 1.0
+            a1.scatter(idx[~ok], np.full((~ok).sum(), top), marker="x",
+                       color="0.35", s=18, zorder=5, label="failed (no loss)")
+        a1.set_ylabel(loss_label)
         a1.set_title("Search history")
         a1.legend(loc="upper right", frameon=False)
         cost = df["cost"].to_numpy(float)
@@ -243,6 +279,7 @@ def write_report(
     verify: Mapping[str, Any] | None = None,
     n_bootstrap: int = 32,
     cost_label: str = "cost",
+    loss_label: str = "loss",
 ) -> Path:
     """Write the figures and ``report.html`` into ``folder``; returns the HTML path.
 
@@ -256,6 +293,9 @@ def write_report(
         verify: optional results of ``carbs-like verify`` (``verify.json``).
         n_bootstrap: refits behind the law's bands when the law is fitted here.
         cost_label: the cost axis label (its unit).
+        loss_label: the loss axis label (its unit, e.g. ``"loss (nats/byte)"``).
+
+    Every figure is saved as PNG (200 dpi, embedded in the page) and SVG beside it.
     """
     plt = _pyplot()
     folder = Path(folder)
@@ -267,7 +307,8 @@ def write_report(
 
     def save(fig: "Figure", name: str, caption: str) -> None:
         path = folder / name
-        fig.savefig(path)
+        fig.savefig(path, dpi=200, bbox_inches="tight")
+        fig.savefig(path.with_suffix(".svg"), bbox_inches="tight")
         plt.close(fig)
         figures.append((name, caption, path))
 
@@ -277,7 +318,12 @@ def write_report(
             warnings.simplefilter("ignore", RuntimeWarning)
             curve = _law_curve(law, tuner)
             at_front = _law_at_front(law, tuner)
-    save(figure_front(tuner, law_curve=curve, cost_label=cost_label, law_at_front=at_front), "front.png",
+    if verify and verify.get("runs"):
+        save(figure_verify(verify, loss_label=loss_label), "verify.png",
+             "Predicted vs measured at the target size (no trial was this large): the law's predicted "
+             "loss for the proposal and its band, and the loss each verify run measured there.")
+    save(figure_front(tuner, law_curve=curve, cost_label=cost_label, law_at_front=at_front,
+                      loss_label=loss_label), "front.png",
          "Loss against cost of every trial (colour: model size). Red: the Pareto front. Blue dashed: "
          "the fitted loss law's predicted compute-optimal loss with its band (each budget split between "
          "the scaling axes as the law prefers, near the splits the trials tried), extrapolated 10x beyond "
@@ -289,7 +335,7 @@ def write_report(
         if fig is not None:
             save(fig, "relations.png", "Scaling relations: the best value of each param against the scaling "
                  "axes, the points behind each fit, and the extrapolation band.")
-    save(figure_history(tuner), "history.png",
+    save(figure_history(tuner, loss_label=loss_label), "history.png",
          "The search over time: each trial's loss with the best so far (top), and each trial's cost "
          "with the running total (bottom).")
     page = _html(tuner, title=title, figures=figures, law=law, why=why, proposal=proposal, verify=verify)
@@ -319,7 +365,7 @@ def _html(tuner: "Tuner", *, title: str, figures: Sequence[tuple[str, str, Path]
         parts.append("<h2>Proposal</h2>" + _html_table(proposal.rows()))
         parts.extend(f"<p class='note'>Note: {html.escape(n)}</p>" for n in proposal.notes)
     if verify:
-        parts.append("<h2>Verification at the target size</h2>" + _verify_html(verify))
+        parts.append("<h2>Predicted vs measured at the target</h2>" + _verify_html(verify))
     if law is not None:
         parts.append("<h2>Fitted scaling relations</h2>" + _df_html(law.table()))
     elif why:

@@ -104,6 +104,9 @@ def test_unimportable_trainable_is_one_line_naming_the_module(toy_dir, capsys):
     assert main(["tune", str(TINY_LM), "--trainable", "toy_trainable:nope"]) == 2
     err = _one_line_error(capsys)
     assert "nope" in err and "train" in err  # names what the module does have
+    assert main(["tune", str(TINY_LM), "--trainable", "carbs_like.tinylm:trian"]) == 2
+    err = _one_line_error(capsys)  # a module that re-exports: its functions, not its imports
+    assert "did you mean carbs_like.tinylm:train?" in err and "torch" not in err
     assert main(["tune", str(TINY_LM), "--trainable", "toy_trainable"]) == 2
     assert "module:function" in _one_line_error(capsys)
 
@@ -204,6 +207,7 @@ def test_report_writes_pngs_and_one_self_contained_html(experiment_dir, capsys):
     assert not re.search(r"src=['\"](?!data:)", page)  # no image loaded from a file
     for png in pngs:
         assert (report / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (report / png).with_suffix(".svg").read_text().lstrip().startswith("<?xml")
     assert "Best configs" in page and "Pareto front" in page
 
 
@@ -293,6 +297,10 @@ def test_tune_local_runs_and_resumes_after_an_interruption(toy_dir, capsys):
     # A finished experiment says so; more --trials continue it.
     assert main([*args, "--trials", "5"]) == 0
     assert "already reached 5 trials" in capsys.readouterr().out
+    # Lowering --trials applies to that call only; the recorded limit stays.
+    assert main([*args, "--trials", "3"]) == 0
+    assert "already reached 3 trials" in capsys.readouterr().out
+    assert Experiment.load(toy_dir / "runs" / "toy").trials == 5
 
 
 def test_tune_records_failed_trials(toy_dir, capsys):
@@ -361,3 +369,38 @@ def test_a_generator_trainable_is_stopped_early_when_hopeless_and_recorded_trunc
     kept = run_trainable(spec, {**config, "steps": 8}, metric="loss", cost="cost",
                          front=[(1.0, full["loss"] * 1.5)])
     assert "truncated" not in kept and kept["progress"] == 1.0
+
+
+def test_held_out_space_divides_only_the_scaling_axes_tops():
+    from carbs_like.cli.verify import held_out_space
+
+    space = SearchSpace.from_dict({"params": {
+        "n_params": {"kind": "log", "min": 1e4, "max": 3e5}, "tokens": {"kind": "log", "min": 1e5, "max": 3e6},
+        "lr": {"kind": "log", "min": 1e-4, "max": 1e-1}}, "scaling": ["n_params", "tokens"]})
+    held = {p["name"]: p for p in held_out_space(space, factor=3.0).to_dict()["params"]}
+    assert held["n_params"]["max"] == pytest.approx(1e5) and held["tokens"]["max"] == pytest.approx(1e6)
+    assert held["lr"]["max"] == pytest.approx(1e-1) and held["n_params"]["min"] == 1e4
+
+
+def test_verdict_names_the_winner_the_band_and_the_noise_floor():
+    from carbs_like.cli.verify import verdict
+
+    runs = [{"label": "proposal", "loss": 2.00}, {"label": "proposal seed 1", "loss": 2.01},
+            {"label": "lr x0.5", "loss": 1.98}, {"label": "lr x2", "loss": 2.10}]
+    text = verdict({"runs": runs, "predicted_loss": 2.05, "predicted_band": [1.9, 2.2]})
+    assert "lr x0.5 beat the proposal by 1.01%" in text
+    assert "inside the band" in text and "moved 0.50% between 2 seeds" in text
+
+
+def test_report_shows_predicted_vs_measured_at_the_target(experiment_dir):
+    from carbs_like.cli.experiment import open_tuner
+    from carbs_like.report import write_report
+
+    tuner = open_tuner(experiment_dir, Experiment.load(experiment_dir))
+    verify = {"target": {"n_params": 4e5, "tokens": 2e6}, "params": ["lr"], "predicted_loss": 2.0,
+              "predicted_band": [1.9, 2.1], "verdict": "verify: the proposal was best",
+              "runs": [{"label": "proposal", "config": {"lr": 1e-3}, "loss": 1.95, "cost": 1.0},
+                       {"label": "lr x2", "config": {"lr": 2e-3}, "loss": None, "cost": 1.0}]}
+    html = write_report(tuner, experiment_dir / "r", n_bootstrap=2, verify=verify, loss_label="loss (nats/byte)")
+    assert (experiment_dir / "r" / "verify.png").exists() and (experiment_dir / "r" / "verify.svg").exists()
+    assert "Predicted vs measured at the target" in html.read_text()

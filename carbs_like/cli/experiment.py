@@ -149,12 +149,19 @@ def load_trainable(spec: str) -> Callable[[dict[str, Any]], Any]:
         raise UsageError(f"--trainable {spec!r}: importing module {module_name!r} failed: {e}") from None
     fn = getattr(module, func_name, None)
     if not callable(fn):
-        names = sorted(
+        import difflib
+        import inspect
+
+        exported = set(getattr(module, "__all__", ()))
+        names = sorted(  # its own functions and the ones it re-exports (__all__), not its imports
             n for n, v in vars(module).items()
-            if callable(v) and not n.startswith("_") and getattr(v, "__module__", None) == module.__name__
-        )[:12]
+            if inspect.isfunction(v) and not n.startswith("_")
+            and (n in exported or getattr(v, "__module__", None) == module.__name__)
+        )
+        close = difflib.get_close_matches(func_name, names, n=1)
+        hint = f"did you mean {module_name}:{close[0]}? " if close else ""
         raise UsageError(f"--trainable {spec!r}: module {module_name!r} has no function {func_name!r}; "
-                         f"its functions are {names}")
+                         f"{hint}its functions are {names[:12]}")
     return fn
 
 

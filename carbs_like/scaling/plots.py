@@ -30,6 +30,7 @@ __all__ = ["plot_loss", "plot_relations"]
 _LINE = "#1f4e79"
 _BAND = "#9ecae1"
 _TARGET = "#c0392b"
+_CLAMP = "#e67e22"
 
 
 def _pyplot():
@@ -66,6 +67,12 @@ def _tidy_log_axis(axis, *, plain: bool = False) -> None:
     axis.set_major_formatter(FuncFormatter(lambda v, pos: f"{v:g}" if 1e-3 <= v < 1e4 else sci(v, pos))
                              if plain else sci)
     axis.set_minor_formatter(NullFormatter())
+
+
+def _bounds(param: Any) -> tuple[float, float]:
+    """A param's bounds in its param space (-inf/inf where it has none)."""
+    lo, hi = getattr(param, "min", None), getattr(param, "max", None)
+    return (-math.inf if lo is None else float(lo)), (math.inf if hi is None else float(hi))
 
 
 def plot_relations(law: "ScalingLaw", *, target: Mapping[str, float] | None = None, level: float = 0.9,  # noqa: F821
@@ -113,20 +120,32 @@ def plot_relations(law: "ScalingLaw", *, target: Mapping[str, float] | None = No
             X = np.tile(ref, (grid_x.size, 1))
             X[:, a] = grid_x
             mean, std = rel(X)
-            ax.fill_between(np.exp(grid_x), untransform(mean - z * std),
-                            untransform(mean + z * std), color=_BAND, alpha=0.55, lw=0,
-                            label=f"{int(level * 100)}% band")
-            ax.plot(np.exp(grid_x), untransform(mean), color=_LINE, lw=1.8, label="fitted relation")
+            lo_b, hi_b = _bounds(law.space[name])
+            band_lo, band_hi, mid = (np.clip(untransform(v), lo_b, hi_b) for v in (mean - z * std, mean + z * std, mean))
+            if rel.notes:  # not determined: a constant, not a measurement; no band drawn
+                ax.plot(np.exp(grid_x), mid, color=_LINE, lw=1.2, ls=":", label="held constant (not determined)")
+            else:
+                ax.fill_between(np.exp(grid_x), band_lo, band_hi, color=_BAND, alpha=0.55, lw=0,
+                                label=f"{int(level * 100)}% band")
+                ax.plot(np.exp(grid_x), mid, color=_LINE, lw=1.8, label="fitted relation")
+            raw = untransform(mean)
+            for bound, hit in ((lo_b, raw < lo_b), (hi_b, raw > hi_b)):
+                if hit.any():  # the relation leaves the param's bounds: drawn clamped, and said so
+                    ax.plot(np.exp(grid_x[hit]), np.full(hit.sum(), bound), color=_CLAMP, lw=2.4,
+                            label="clamped to the param's bound")
+            if rel.notes:
+                ax.text(0.03, 0.04, "the runs do not determine how it moves\nwith scale: held constant", transform=ax.transAxes,
+                        fontsize=7, color="0.25", va="bottom")
             # Runs near their optimum, moved to the panel's reference along the other axes.
             others = [b for b in range(len(axes_names)) if b != a]
             t_adj = ev.values[keep, i] + (ref[others] - x_obs[keep][:, others]) @ slopes[others]
-            scatter = ax.scatter(np.exp(x_obs[keep, a]), untransform(t_adj), c=100 * ev.excess[keep],
+            scatter = ax.scatter(np.exp(x_obs[keep, a]), np.clip(untransform(t_adj), lo_b, hi_b), c=100 * ev.excess[keep],
                                  cmap=cmap, vmin=0, vmax=100 * near, s=16, edgecolor="k", linewidth=0.3,
                                  zorder=3, label=f"runs within {100 * near:.2g}% of optimum")
             ax.axvspan(np.exp(x_obs[:, a].max()), np.exp(grid_x[-1]), color="0.93", zorder=0)
             if x_tgt is not None:
                 m, s = rel(ref[None, :])
-                ax.errorbar([np.exp(ref[a])], untransform(m), fmt="*", ms=11, color=_TARGET,
+                ax.errorbar([np.exp(ref[a])], np.clip(untransform(m), lo_b, hi_b), fmt="*", ms=11, color=_TARGET,
                             yerr=None, zorder=4, label="proposal")
             ax.set_xscale("log")
             _tidy_log_axis(ax.xaxis)
@@ -134,14 +153,19 @@ def plot_relations(law: "ScalingLaw", *, target: Mapping[str, float] | None = No
                 ax.set_yscale("log")
                 _tidy_log_axis(ax.yaxis, plain=True)
             b, sd = rel.slopes[a], rel.slope_std[a]
-            ax.set_title(f"exponent {b:+.3f} ± {sd:.3f}", fontsize=9)
+            ax.set_title("exponent not determined by the runs" if rel.notes else f"exponent {b:+.3f} ± {sd:.3f}",
+                         fontsize=9)
             ax.set_xlabel(axis)
             if a == 0:
                 ax.set_ylabel(f"best {name}")
             ax.grid(True, which="major", alpha=0.25)
             ax.tick_params(labelsize=8)
-    handles, labels = grid[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=8, frameon=False)
+    seen: dict[str, Any] = {}
+    for ax in grid.ravel():
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(lab, h)
+    handles, labels = list(seen.values()), list(seen)
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 3), fontsize=8, frameon=False)
     if scatter is not None:
         cb = fig.colorbar(scatter, ax=grid.ravel().tolist(), shrink=0.5, pad=0.02, aspect=30)
         cb.set_label("loss excess over optimum (%)", fontsize=8)

@@ -230,7 +230,8 @@ def train(config: Mapping[str, Any], *, seed: int = 0, device: str | torch.devic
 
     Args:
         config: ``n_params``, ``tokens``, ``lr``, ``batch_size``, ``weight_decay``; optional
-            ``n_layers`` (2), ``seq_len`` (64), ``warmup`` (0.05). Other keys are ignored.
+            ``n_layers`` (2), ``seq_len`` (64), ``warmup`` (0.05), ``seed`` (overrides the
+            ``seed`` argument). Other keys are ignored.
         seed: seeds this run's own generators (weights, batch order); global RNG is untouched.
         device: torch device; default CUDA when available, else CPU.
         threads: CPU threads for torch (``torch.set_num_threads``); default the
@@ -263,7 +264,7 @@ def train(config: Mapping[str, Any], *, seed: int = 0, device: str | torch.devic
         torch.set_num_threads(threads)
     dev = torch.device(device) if device is not None else _device()
     corpus = load_corpus()
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(int(config.get("seed", seed)))
 
     start = time.perf_counter()
     model = TinyLM(shape)
