@@ -60,7 +60,7 @@ class TwoNodes:
                     thread.victim = Path(started[0]).suffix[1:]
                     break
                 time.sleep(0.02)
-            time.sleep(0.4)  # mid-trial: it reports every 0.3 s for 1.2 s
+            time.sleep(0.4)  # mid-trial: it reports every 0.3 s for 1.2 s (3 s in the kill tests)
             self.cluster.remove_node(worker, allow_graceful=False)
             self.worker = None
             self.wanted = then_add  # added by AddWorker, in the driver's main thread (Ray needs it)
@@ -102,11 +102,11 @@ class AddWorker(tune.Callback):
             self.nodes.ensure_worker()
 
 
-def run_search(tmp_path: Path, *, max_trials: int, max_failures: int, node_dir: Path, callbacks=()):
+def run_search(tmp_path: Path, *, max_trials: int, max_failures: int, node_dir: Path, callbacks=(), steps: int = 4):
     searcher = CarbsSearcher(LLMLandscape().space(), settings=SETTINGS, max_trials=max_trials)
     grid = tune.Tuner(
         landscape_trainable,
-        param_space={"steps": 4, "sleep": 0.3, "node_dir": str(node_dir)},
+        param_space={"steps": steps, "sleep": 0.3, "node_dir": str(node_dir)},
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=CarbsScheduler(grace=1.0), num_samples=-1,
                                     max_concurrent_trials=2),
         run_config=tune.RunConfig(storage_path=str(tmp_path / "ray"), name="exp", verbose=0,
@@ -152,7 +152,7 @@ def test_a_node_killed_mid_trial_with_retries_tells_every_trial_once(two_nodes, 
     node_dir.mkdir()
     killer = two_nodes.remove_worker_once_a_trial_runs_on_it(node_dir, then_add=True)
     searcher, grid = run_search(tmp_path, max_trials=5, max_failures=1, node_dir=node_dir,
-                                callbacks=[AddWorker(two_nodes)])
+                                callbacks=[AddWorker(two_nodes)], steps=10)  # 3 s: still running when the node goes
     killer.join(timeout=30)
     observed = told_once(searcher, grid)
     assert len(nodes_of(node_dir)[killer.victim]) == 2  # started on the killed node, retried on another
@@ -166,7 +166,7 @@ def test_a_node_killed_mid_trial_without_retries_is_a_lost_run_kept_out_of_the_m
     node_dir = tmp_path / "nodes"
     node_dir.mkdir()
     killer = two_nodes.remove_worker_once_a_trial_runs_on_it(node_dir, then_add=False)
-    searcher, grid = run_search(tmp_path, max_trials=4, max_failures=0, node_dir=node_dir)
+    searcher, grid = run_search(tmp_path, max_trials=4, max_failures=0, node_dir=node_dir, steps=10)
     killer.join(timeout=30)
     observed = told_once(searcher, grid)
     victim = observed[killer.victim]
