@@ -358,7 +358,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     pred = predict(law, scaling=target)
     print(f"\nproposal for a model {HOLD_OUT:g}x larger than any trained (n_params and tokens x{HOLD_OUT:g}):")
     print(format_prediction(pred, tuner))
-    print(f"\nchecking it there (sizes no trial saw) ...", flush=True)
+    print("\nchecking it there (sizes no trial saw) ...", flush=True)
     record = run_verify(tuner, experiment, folder, scaling=target, cost=None, factors=[0.5, 2.0],
                         params=["lr"], law=law, seeds=2)
     html = write_report(tuner, folder / "report", title=_DEMO_TITLE, law=law, proposal=pred, target=target,
@@ -381,6 +381,9 @@ HOLD_OUT = 3.0
 # wall, 575 CPU s in all (search 7.6 min; 4 checks at the target, 1 torch thread each).
 DEMO_DURATION = ("Measured on 2 shared cores: about 10 minutes in all (7.6 min of search, then 4 checks "
                  "at the target); longer on a busier machine.")
+_DEMO_TITLE = "carbs-like demo: a tiny LM on the Python standard library"
+DEMO_COST_LABEL = "cost (training FLOPs)"
+DEMO_LOSS_LABEL = "validation loss (nats/byte)"
 
 
 def demo_space() -> SearchSpace:
