@@ -211,3 +211,25 @@ OVERSIZE = {"carbs_like.tuner": 620}
 def test_modules_stay_readable_in_size():
     sizes = {m: len(p.read_text().splitlines()) for m, p in MODULES.items()}
     assert {m: n for m, n in sizes.items() if n > OVERSIZE.get(m, 560)} == {}
+
+
+def _global_loads(code) -> set[str]:
+    import dis
+
+    names = {i.argval for i in dis.get_instructions(code) if i.opname == "LOAD_GLOBAL"}
+    for const in code.co_consts:
+        if hasattr(const, "co_code"):
+            names |= _global_loads(const)
+    return names
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_every_global_name_a_module_reads_exists(name):
+    """A name read as a global (a constant, a helper) that the module no longer defines fails only
+    when that line runs; this catches it for every function of every module."""
+    import builtins
+
+    module = importlib.import_module(name)
+    code = compile(MODULES[name].read_text(), str(MODULES[name]), "exec")
+    missing = sorted(n for n in _global_loads(code) if not hasattr(module, n) and not hasattr(builtins, n))
+    assert missing == []
