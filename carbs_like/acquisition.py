@@ -199,29 +199,29 @@ def rerun_informative(surrogate: Surrogate, data: ObservedData, keys: Sequence[t
     return surrogate.loss_noise >= NOISE_FOR_RERUN
 
 
-class _Weighted:
-    """A BoTorch acquisition function (log scale) plus ``log P(success)`` and the cost-cap term."""
+def _with_success(base, surrogate: Surrogate, max_log_cost: float | None):
+    """``base`` (a BoTorch acquisition function on a log scale) plus ``log P(success)`` and, with a
+    cap, ``log P(log cost <= max_log_cost)``: still a BoTorch ``AcquisitionFunction``, so BoTorch's
+    optimizers take it. (Defined here, not at module level, so importing this module needs no BoTorch.)"""
+    from botorch.acquisition import AcquisitionFunction
 
-    def __init__(self, base, surrogate: Surrogate, max_log_cost: float | None) -> None:
-        from botorch.acquisition import AcquisitionFunction
+    class WithSuccess(AcquisitionFunction):
+        def __init__(self) -> None:
+            super().__init__(model=base.model)
+            self.base = base
 
-        class Weighted(AcquisitionFunction):
-            def __init__(self) -> None:
-                super().__init__(model=base.model)
-                self.base = base
+        def forward(self, X: Tensor) -> Tensor:
+            value = self.base(X)
+            flat = X.reshape(-1, X.shape[-1])
+            value = value + torch.log(surrogate.p_success(flat).clamp_min(1e-12)).reshape(X.shape[:-1]).sum(-1)
+            if max_log_cost is not None and surrogate.cost_model is not None:
+                post = surrogate.cost_model.posterior(flat)
+                cap = (max_log_cost - surrogate.cost_scale.mean) / surrogate.cost_scale.std
+                u = (cap - post.mean.reshape(-1)) / post.variance.reshape(-1).clamp_min(1e-12).sqrt()
+                value = value + torch.special.log_ndtr(u).reshape(X.shape[:-1]).sum(-1)
+            return value
 
-            def forward(self, X: Tensor) -> Tensor:
-                value = self.base(X)
-                flat = X.reshape(-1, X.shape[-1])
-                value = value + torch.log(surrogate.p_success(flat).clamp_min(1e-12)).reshape(X.shape[:-1]).sum(-1)
-                if max_log_cost is not None and surrogate.cost_model is not None:
-                    post = surrogate.cost_model.posterior(flat)
-                    cap = (max_log_cost - surrogate.cost_scale.mean) / surrogate.cost_scale.std
-                    u = (cap - post.mean.reshape(-1)) / post.variance.reshape(-1).clamp_min(1e-12).sqrt()
-                    value = value + torch.special.log_ndtr(u).reshape(X.shape[:-1]).sum(-1)
-                return value
-
-        self.function = Weighted()
+    return WithSuccess()
 
 
 def acquisition_function(surrogate: Surrogate, data: ObservedData, X_pending: Tensor, *,
@@ -250,7 +250,7 @@ def acquisition_function(surrogate: Surrogate, data: ObservedData, X_pending: Te
     if surrogate.cost_model is None or spread < FLAT_LOG_COST or best_loss_only:
         base = qLogExpectedImprovement(model.loss_model, best_f=float(-z.min()), sampler=sampler,
                                        objective=GenericMCObjective(lambda Y, X=None: -Y[..., 0]))
-        return _Weighted(base, surrogate, max_log_cost).function, "log_ei"
+        return _with_success(base, surrogate, max_log_cost), "log_ei"
     c = (log_cost - surrogate.cost_scale.mean) / surrogate.cost_scale.std
     Y = -torch.stack([z, c], -1)  # BoTorch maximises
     worst, best = Y.min(0).values, Y.max(0).values
@@ -262,7 +262,7 @@ def acquisition_function(surrogate: Surrogate, data: ObservedData, X_pending: Te
         models, ref_point=ref.tolist(), partitioning=FastNondominatedPartitioning(ref_point=ref, Y=Y),
         sampler=sampler, objective=WeightedMCMultiOutputObjective(torch.tensor([-1.0, -1.0], dtype=Y.dtype)),
     )
-    return _Weighted(base, surrogate, max_log_cost).function, "log_ehvi"
+    return _with_success(base, surrogate, max_log_cost), "log_ehvi"
 
 
 def _bounds(geometry: Geometry, X: Tensor) -> Tensor:
