@@ -48,7 +48,8 @@ from .experiment import (
 )
 from .export import write_export
 from .run import Progress, clock, fmt, run_local, short
-from .verify import demo_target, fit_law, format_prediction, held_out_space, predict, read_verify, run_verify
+from .verify import (demo_target, fit_law, format_prediction, held_out_space, held_out_target, predict, read_verify,
+                     run_verify)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -336,7 +337,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     space = held_out_space(demo_space(), factor=HOLD_OUT)
     experiment = Experiment(space=space.to_dict(), trainable=DEMO_TRAINABLE, trials=args.trials,
                             budget=args.budget, concurrency=args.concurrency, seed=args.seed,
-                            cost="flops", gpus_per_trial=args.gpus_per_trial, settings=DEMO_SETTINGS)
+                            cost="flops", gpus_per_trial=args.gpus_per_trial,
+                            settings={**DEMO_SETTINGS, "target": held_out_target(space, factor=HOLD_OUT)})
     print("carbs-like demo: tuning a tiny transformer LM (byte-level, trained on the Python standard "
           "library's source) over model size, tokens, lr, batch size and weight decay; the cost is the "
           f"model's training FLOPs. It searches sizes up to 1/{HOLD_OUT:g} of the top of its range, "
