@@ -6,7 +6,8 @@ The next point maximises, over the search space,
   the front of (warped loss, log cost), both minimised (Daulton et al. 2020; the log form of
   Ament et al. 2023 keeps gradients alive far from the front). Improving the front anywhere
   counts, the cheap end as much as the expensive one, so no cost bands are needed;
-* where it barely varies (``FLAT_LOG_COST``): ``qLogExpectedImprovement`` of the loss;
+* where it barely varies (``FLAT_LOG_COST``): ``LogExpectedImprovement`` of the loss (its
+  Monte-Carlo form ``qLogExpectedImprovement`` while trials are pending);
 
 plus ``log P(success | x)`` from the failure model, and ``log P(cost <= max_suggestion_cost)``
 when there is a cap. Pending trials are fantasised at their predicted loss (kriging believer):
@@ -229,7 +230,7 @@ def acquisition_function(surrogate: Surrogate, data: ObservedData, X_pending: Te
                          best_loss_only: bool = False):
     """The BoTorch acquisition function of this ask (see the module docstring) and its kind,
     ``"log_ehvi"`` or ``"log_ei"``."""
-    from botorch.acquisition import qLogExpectedImprovement
+    from botorch.acquisition import LogExpectedImprovement, qLogExpectedImprovement
     from botorch.acquisition.multi_objective import qLogExpectedHypervolumeImprovement
     from botorch.acquisition.multi_objective.objective import WeightedMCMultiOutputObjective
     from botorch.acquisition.objective import GenericMCObjective
@@ -248,6 +249,9 @@ def acquisition_function(surrogate: Surrogate, data: ObservedData, X_pending: Te
     sampler = SobolQMCNormalSampler(sample_shape=torch.Size([N_MC_SAMPLES]), seed=seed)
     spread = float(torch.log(data.cost[ok]).max() - torch.log(data.cost[ok]).min())
     if surrogate.cost_model is None or spread < FLAT_LOG_COST or best_loss_only:
+        if not X_pending.shape[0]:  # one point, nothing pending: the exact (analytic) value
+            base = LogExpectedImprovement(model.loss_model, best_f=float(z.min()), maximize=False)
+            return _with_success(base, surrogate, max_log_cost), "log_ei"
         base = qLogExpectedImprovement(model.loss_model, best_f=float(-z.min()), sampler=sampler,
                                        objective=GenericMCObjective(lambda Y, X=None: -Y[..., 0]))
         return _with_success(base, surrogate, max_log_cost), "log_ei"

@@ -5,8 +5,9 @@ never sees param names. The GPs are BoTorch ``SingleTaskGP``s with BoTorch's def
 (dimension-scaled) priors and ARD lengthscales, fitted by maximising the marginal likelihood.
 
 * **loss**: fitted on successful observations, after a monotone warp
-  ``w(y) = log(y - min(y) + delta)`` (delta = median - min) that spreads out the near-optimal losses and compresses the
-  tail of bad runs, then standardised.
+  ``w(y) = log(y - min(y) + delta)`` that spreads out the near-optimal losses and compresses the
+  tail of bad runs, then standardised; delta (a multiple of median - min) is chosen at each refit
+  by the likelihood of the observed losses (``WARP_SPREAD_MULTIPLES``).
 * **log cost**: cost is usually a product of powers of the scaling axes, i.e. linear in search
   coordinates, so its GP has a linear mean and a stationary residual.
 * **failure**: a kernel-weighted Beta posterior of the failure rate around each point, using the
@@ -36,6 +37,12 @@ __all__ = ["Surrogate", "fit_surrogate"]
 # Losses beyond this magnitude are clipped for the loss model: the warp's ``y - shift`` must stay
 # inside the float64 range (about 1.8e308), or it overflows to inf and the GP sees NaN.
 _LOSS_LIMIT = 1e300
+# The warps the loss GP chooses among, as multiples of the losses' median - min (see LossWarp):
+# a strong one for long-tailed losses (diverging runs, a few bad configs far above the rest) and a
+# nearly linear one for smooth objectives. A refit picks the one under which the observed losses
+# (not their warped values: the Jacobian is counted) are most likely, as in warped GPs (Snelson
+# et al. 2004); between refits the choice is kept with the GP hyperparameters.
+WARP_SPREAD_MULTIPLES = (1.0, 100.0)
 
 
 @dataclass(frozen=True)
@@ -47,10 +54,12 @@ class LossWarp:
     std: float
 
     @classmethod
-    def fit(cls, y: Tensor) -> "LossWarp":
+    def fit(cls, y: Tensor, spread_multiple: float = 1.0) -> "LossWarp":
+        """The warp with ``delta = spread_multiple x (median - min)``: 1 spreads out the best half
+        and compresses the tail; a large multiple is close to plain standardisation."""
         lo = float(y.min())
         spread = float(y.median()) - lo
-        delta = max(spread, 1e-6 * max(abs(lo), 1.0))
+        delta = spread_multiple * max(spread, 1e-6 * max(abs(lo), 1.0))
         shift = lo - delta
         z = torch.log(y - shift)
         std = float(z.std()) if z.numel() > 1 else 1.0
@@ -64,6 +73,10 @@ class LossWarp:
 
     def inverse(self, z: Tensor) -> Tensor:
         return torch.exp(z * self.std + self.mean) + self.shift
+
+    def log_jacobian(self, y: Tensor) -> Tensor:
+        """``sum log |dw/dy|`` over ``y``: what turns a density of warped losses into one of losses."""
+        return -(torch.log((y - self.shift).clamp_min(1e-300)) + math.log(self.std)).sum()
 
 
 @dataclass(frozen=True)
@@ -372,21 +385,33 @@ def fit_surrogate(
                 "(larger ones overflow the loss warp)"
             )
             y_ok = y_ok.clamp(-_LOSS_LIMIT, _LOSS_LIMIT)
-        warp = LossWarp.fit(y_ok)
-        z_ok = warp(y_ok)
-        # Failed runs enter the loss GP at the worst observed loss: the model then steers away
-        # from failing regions by itself, and learns short lengthscales along the params that
-        # cause failures (which the failure model below reuses).
-        z_fail = torch.full((int(data.failed.sum()),), float(z_ok.max()), dtype=torch.float64)
-        X_fit = torch.cat([X_ok, data.X[data.failed]])
-        z_fit = torch.cat([z_ok, z_fail])
-        loss_model, note = _fit_one(
-            X_fit, z_fit, hyper.get("loss"), refit=refit, linear_columns=list(scaling_columns),
-            max_fit_points=max_fit_points, maxiter=maxiter, generator=generator, sort_by=z_fit,
-        )
+        kept = (hyper.get("loss_warp") or {}).get("spread_multiple")
+        multiples = WARP_SPREAD_MULTIPLES if refit or not kept else (kept[0],)
+        best = None
+        for multiple in multiples:
+            warp_m = LossWarp.fit(y_ok, multiple)
+            z_ok = warp_m(y_ok)
+            # Failed runs enter the loss GP at the worst observed loss: the model then steers away
+            # from failing regions by itself, and learns short lengthscales along the params that
+            # cause failures (which the failure model below reuses).
+            z_fail = torch.full((int(data.failed.sum()),), float(z_ok.max()), dtype=torch.float64)
+            X_m = torch.cat([X_ok, data.X[data.failed]])
+            z_m = torch.cat([z_ok, z_fail])
+            model_m, note_m = _fit_one(
+                X_m, z_m, hyper.get("loss"), refit=refit, linear_columns=list(scaling_columns),
+                max_fit_points=max_fit_points, maxiter=maxiter, generator=generator, sort_by=z_m,
+                seed=seed,
+            )
+            evidence = 0.0
+            if len(multiples) > 1:  # the density of the losses themselves, so the warps compare
+                evidence = _log_evidence(model_m, X_m, z_m) + float(warp_m.log_jacobian(y_ok))
+            if best is None or evidence > best[0]:
+                best = (evidence, multiple, warp_m, X_m, z_m, model_m, note_m)
+        _, multiple, warp, X_fit, z_fit, loss_model, note = best
         if note:
             notes.append(f"loss GP: {note}")
         new_hyper["loss"] = _hyperparameters(loss_model)
+        new_hyper["loss_warp"] = {"spread_multiple": [multiple]}
 
     cost_model = cost_scale = None
     use = ok if int(ok.sum()) >= 2 else torch.ones_like(ok)
@@ -416,9 +441,29 @@ def fit_surrogate(
     )
 
 
-def _fit_one(X, z, hyper, *, refit, linear_columns, max_fit_points, maxiter, generator, sort_by):
+def _log_evidence(model, X: Tensor, z: Tensor) -> float:
+    """The log marginal likelihood of ``z`` (plus the hyperparameters' log prior) under ``model``."""
+    from gpytorch.mlls import ExactMarginalLogLikelihood
+
+    mll = ExactMarginalLogLikelihood(model.likelihood, model)
+    model.train()
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            value = float(mll(model(X), z)) * z.numel()
+    except (NotPSDError, RuntimeError, ValueError):
+        value = -math.inf
+    model.eval()
+    return value if math.isfinite(value) else -math.inf
+
+
+def _fit_one(X, z, hyper, *, refit, linear_columns, max_fit_points, maxiter, generator, sort_by, seed=None):
+    """One GP on ``(X, z)``. ``seed`` fixes the subset and the optimiser's seed (the same for
+    every warp a refit compares); None draws them from ``generator``."""
     note = None
     loaded = False
+    if seed is not None:
+        generator = torch.Generator().manual_seed(seed)
     if refit:
         idx = _fit_subset(
             X.shape[0], sort_by if sort_by is not None else torch.zeros(X.shape[0]),

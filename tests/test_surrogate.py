@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from carbs_like.surrogate import LossWarp, ObservedData, fit_surrogate
+from carbs_like.surrogate import WARP_SPREAD_MULTIPLES, LossWarp, ObservedData, fit_surrogate
 
 
 def _data(n: int = 40, *, seed: int = 0, fail_above: float | None = None) -> ObservedData:
@@ -88,3 +88,31 @@ def test_exact_predictor_matches_botorchs_posterior():
             post = s.loss_model.posterior(C)
         assert torch.allclose(mean, post.mean.squeeze(-1), atol=1e-6)
         assert torch.allclose(std, post.variance.squeeze(-1).sqrt(), atol=1e-5)
+
+
+def _blowing_up(n: int = 40, *, seed: int = 3) -> ObservedData:
+    """A shallow bowl plus a wall where the loss explodes (like lr past divergence)."""
+    g = torch.Generator().manual_seed(seed)
+    X = torch.rand(n, 3, generator=g, dtype=torch.float64)
+    loss = 3.0 + 0.3 * (X[:, 1] - 0.3) ** 2 + torch.exp(12 * (X[:, 1] - 0.75))
+    return ObservedData(X=X, loss=loss, cost=torch.exp(2.0 + 5.0 * X[:, 0]),
+                        failed=torch.zeros(n, dtype=torch.bool))
+
+
+def test_the_loss_warp_is_chosen_by_likelihood_nearly_linear_when_smooth_strong_when_long_tailed():
+    smooth = fit_surrogate(_data(40), scaling_columns=[0], seed=0)
+    tailed = fit_surrogate(_blowing_up(), scaling_columns=[0], seed=0)
+    weak, strong = max(WARP_SPREAD_MULTIPLES), min(WARP_SPREAD_MULTIPLES)
+    assert smooth.hyperparameters["loss_warp"] == {"spread_multiple": [weak]}
+    assert tailed.hyperparameters["loss_warp"] == {"spread_multiple": [strong]}
+    # the warp the surrogate uses is the chosen one
+    y = _blowing_up().loss
+    assert tailed.warp == LossWarp.fit(y, strong)
+
+
+def test_without_refit_the_stored_warp_is_kept_not_chosen_again():
+    tailed = fit_surrogate(_blowing_up(), scaling_columns=[0], seed=0)
+    stored = dict(tailed.hyperparameters, loss_warp={"spread_multiple": [max(WARP_SPREAD_MULTIPLES)]})
+    again = fit_surrogate(_blowing_up(), scaling_columns=[0], hyperparameters=stored, refit=False)
+    assert again.hyperparameters["loss_warp"] == stored["loss_warp"]
+    assert again.warp == LossWarp.fit(_blowing_up().loss, max(WARP_SPREAD_MULTIPLES))
