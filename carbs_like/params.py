@@ -23,10 +23,14 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-__all__ = ["KINDS", "ChoiceParam", "LinearParam", "LogParam", "LogitParam", "Param"]
+__all__ = ["KINDS", "ZERO_GAP", "ChoiceParam", "LinearParam", "LogParam", "LogitParam", "Param"]
 
 # How far (in nominal widths) an unbounded side may be searched beyond the nominal range.
 _OPEN_SIDE_REACH = 1.0
+
+# With ``LogParam(..., allow_zero=True)``, the value 0 sits this many nominal widths below min in
+# search space; coordinates below the midpoint of that gap map back to exactly 0.
+ZERO_GAP = 0.1
 
 
 class Param:
@@ -181,8 +185,8 @@ class _NumericParam(Param):
         value = float(value)
         if not math.isfinite(value):
             raise ValueError(f"{n}: expected a finite number, got {value!r}")
-        if self.min is not None and value < self.min:
-            raise ValueError(f"{n}={value!r} is below its min {self.min:g}; fix the value or lower min")
+        if self.min is not None and value < self.min and not self._is_allowed_zero(value):
+            raise ValueError(self._below_min_message(value))
         if self.max is not None and value > self.max:
             raise ValueError(f"{n}={value!r} is above its max {self.max:g}; fix the value or raise max")
         self._check_value(value)
@@ -192,6 +196,12 @@ class _NumericParam(Param):
 
     def _check_value(self, value: float) -> None:
         pass
+
+    def _is_allowed_zero(self, value: float) -> bool:
+        return False
+
+    def _below_min_message(self, value: float) -> str:
+        return f"{self.name}={value!r} is below its min {self.min:g}; fix the value or lower min"
 
     def to_search(self, values: Sequence[Any]) -> Tensor:
         x = torch.tensor([float(v) for v in values], dtype=torch.float64)
@@ -223,8 +233,9 @@ class _NumericParam(Param):
         lo, hi = self.nominal
         u = (float(t) - lo) / (hi - lo)
         value = self.to_params(torch.tensor([[u]], dtype=torch.float64))[0]
-        # A bounded side's nominal end is the bound itself, so u outside [0, 1] there means clamped.
-        clamped = (self.min is not None and u < -1e-9) or (self.max is not None and u > 1 + 1e-9)
+        # A bounded side's limit is its bound (or 0's coordinate), so u beyond it means clamped.
+        (lim_lo,), (lim_hi,) = self.limits()
+        clamped = (self.min is not None and u < lim_lo - 1e-9) or (self.max is not None and u > lim_hi + 1e-9)
         return value, bool(clamped)
 
     def _round_values(self, x: Tensor) -> Tensor:
@@ -261,10 +272,18 @@ class _NumericParam(Param):
 class LogParam(_NumericParam):
     """A positive param searched in log space (learning rates, sizes, batch sizes).
 
+    With ``allow_zero=True`` (needs a ``min``) the param also takes exactly 0, for params such as
+    weight decay whose sweeps include "off": 0 sits :data:`ZERO_GAP` nominal widths below
+    ``log(min)`` in search space, and coordinates below the middle of that gap map back to 0.
+    Values strictly between 0 and ``min`` stay invalid.
+
     Example:
         >>> LogParam("lr", center=1e-3)                 # unbounded, nominal 1e-3/30 .. 1e-3*30
         >>> LogParam("batch_size", min=8, max=4096, integer=True, multiple=8)
+        >>> LogParam("weight_decay", min=1e-4, max=1.0, allow_zero=True)
     """
+
+    allow_zero: bool = False
 
     kind: ClassVar[str] = "log"
     default_scale: ClassVar[float] = 30.0
@@ -275,22 +294,77 @@ class LogParam(_NumericParam):
             v = getattr(self, key)
             if v is not None and v <= 0:
                 raise ValueError(f"{self.name}: LogParam needs a positive {key}, got {v:g}")
+        if not isinstance(self.allow_zero, bool):
+            raise TypeError(f"{self.name}: allow_zero must be True or False, got {self.allow_zero!r}")
+        if self.allow_zero and self.min is None:
+            raise ValueError(
+                f"{self.name}: allow_zero=True needs a min (0 is placed just below it), "
+                f"e.g. LogParam({self.name!r}, min=1e-4, max=1.0, allow_zero=True)"
+            )
 
     def _scale_t(self) -> float:
         return math.log(self.scale if self.scale is not None else self.default_scale)
 
+    def _zero_t(self) -> tuple[float, float]:
+        """0's transformed value and the threshold below which transformed values map back to 0."""
+        lo = math.log(self.min)  # type: ignore[arg-type]  # allow_zero implies a min
+        hi = math.log(self.max) if self.max is not None else math.log(self.center) + self._scale_t()  # type: ignore[arg-type]
+        gap = ZERO_GAP * (hi - lo)
+        return lo - gap, lo - 0.5 * gap
+
     def _t(self, x: Tensor) -> Tensor:
-        return torch.log(x)
+        if not self.allow_zero:
+            return torch.log(x)
+        zero, _ = self._zero_t()
+        return torch.where(x == 0, torch.full_like(x, zero), torch.log(torch.where(x == 0, 1.0, x)))
 
     def _t_inv(self, z: Tensor) -> Tensor:
-        return torch.exp(z)
+        if not self.allow_zero:
+            return torch.exp(z)
+        _, threshold = self._zero_t()
+        return torch.where(z < threshold, torch.zeros_like(z), torch.exp(z))
+
+    def _is_allowed_zero(self, value: float) -> bool:
+        return self.allow_zero and value == 0
+
+    def _below_min_message(self, value: float) -> str:
+        if not self.allow_zero:
+            hint = f"; to allow exactly 0 use LogParam({self.name!r}, min=..., allow_zero=True)" if value == 0 else ""
+            return super()._below_min_message(value) + hint
+        if value < 0:
+            return f"{self.name}={value!r}: a LogParam value must be 0 (allow_zero) or positive, not negative"
+        return (
+            f"{self.name}={value!r} lies between 0 and its min {self.min:g}; with allow_zero=True it "
+            f"takes exactly 0 or a value in [{self.min:g}, {self.max if self.max is not None else 'inf'}]: "
+            f"use 0 for 'off', or lower min to {value:g} or below"
+        )
 
     def _check_value(self, value: float) -> None:
+        if value == 0 and self.allow_zero:
+            return
         if value <= 0:
-            raise ValueError(f"{self.name}={value!r}: a LogParam value must be positive")
+            hint = "" if value < 0 or self.min is None else (
+                f"; to allow exactly 0 use LogParam({self.name!r}, min=..., allow_zero=True)"
+            )
+            raise ValueError(f"{self.name}={value!r}: a LogParam value must be positive{hint}")
+
+    def limits(self) -> tuple[list[float], list[float]]:
+        (lo,), hi = super().limits()
+        return [-ZERO_GAP if self.allow_zero else lo], hi
+
+    def _round_values(self, x: Tensor) -> Tensor:
+        if not self.allow_zero:
+            return super()._round_values(x)
+        return torch.where(x == 0, x, super()._round_values(x))
 
     def _min_int(self) -> float:
         return float(self.multiple or 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        if not self.allow_zero:
+            del out["allow_zero"]  # only when set, so older files stay byte-identical
+        return out
 
 
 @dataclass(frozen=True)

@@ -413,3 +413,24 @@ def test_predict_loss_is_lowest_at_the_proposal_and_tracks_the_landscape(other_l
     assert np.allclose(table["loss"], truth, rtol=0.03)
     with pytest.raises(ValueError, match="misses"):
         law.predict_loss([{"n_params": 1e9}])
+
+
+def test_a_law_over_runs_with_weight_decay_zero_proposes_and_predicts_without_log_of_zero():
+    import random
+    import warnings
+
+    space = SearchSpace([LogParam("n_params", min=1e6, max=3e7),
+                         LogParam("weight_decay", min=1e-4, max=1.0, allow_zero=True)], scaling=["n_params"])
+    tuner = Tuner(space, seed=0)
+    r = random.Random(0)
+    for _ in range(40):
+        n = math.exp(r.uniform(math.log(1e6), math.log(3e7)))
+        wd = r.choice([0.0, 1e-4, 1e-3, 1e-2, 1e-1, 1.0])
+        tuner.add({"n_params": n, "weight_decay": wd}, loss=3 + 1e3 / n**0.5 + 0.3 * math.log1p(wd / 1e-4),
+                  cost=6 * n * 1e6)
+    law = tuner.scaling_law()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert law.propose(n_params=1e8)["weight_decay"] == 0.0  # the best is "off", at every size
+    df = law.predict_loss([{"n_params": 1e8, "weight_decay": 0.0}, {"n_params": 1e8, "weight_decay": 0.1}])
+    assert np.isfinite(df.to_numpy()).all() and df["loss"].iloc[0] < df["loss"].iloc[1]

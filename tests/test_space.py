@@ -226,3 +226,69 @@ def test_a_toml_space_loads_without_tomllib_through_the_tomli_fallback(tmp_path,
     for space in (SearchSpace.from_file(file), load_space(file)):
         assert space.names == ["n", "lr"] and space.scaling == ("n",)
     assert len(used) == 2
+
+
+# --- LogParam(allow_zero=True) ---------------------------------------------------------------
+def _wd(**kw):
+    return LogParam("weight_decay", min=1e-4, max=1.0, allow_zero=True, **kw)
+
+
+def test_allow_zero_round_trips_zero_and_keeps_min_and_max_at_their_ends():
+    from carbs_like.params import ZERO_GAP
+
+    p = _wd()
+    U = p.to_search([0.0, 1e-4, 1.0, 1e-2])
+    assert U[:, 0].tolist() == pytest.approx([-ZERO_GAP, 0.0, 1.0, 0.5])
+    assert p.to_params(U) == pytest.approx([0.0, 1e-4, 1.0, 1e-2])
+    assert p.to_params(U)[0] == 0.0
+    assert p.limits() == ([-ZERO_GAP], [1.0])
+    # The lower half of the gap snaps to exactly 0, the upper half to min.
+    below = torch.tensor([[-ZERO_GAP], [-0.6 * ZERO_GAP], [-0.4 * ZERO_GAP]], dtype=torch.float64)
+    assert p.to_params(below) == pytest.approx([0.0, 0.0, 1e-4])
+    assert p.to_params(below)[1] == 0.0
+    # Transformed units never take log(0); untransform gives 0 back.
+    t = p.transform([0.0, 1e-4])
+    assert all(math.isfinite(v) for v in t)
+    assert p.untransform(t).tolist() == pytest.approx([0.0, 1e-4])
+    assert p.from_transformed(float(t[0])) == (0.0, False)
+
+
+def test_allow_zero_in_a_space_and_with_integers():
+    space = SearchSpace([_wd(), LogParam("n", min=1e3, max=1e6)], scaling=["n"])
+    U = space.to_search([{"weight_decay": 0, "n": 1e4}])
+    assert space.to_configs(U)[0]["weight_decay"] == 0.0
+    assert space.to_configs(space.sobol(64, seed=0))  # every sobol point decodes
+    q = LogParam("k", min=8, max=64, integer=True, multiple=8, allow_zero=True)
+    assert q.to_params(q.to_search([0, 8, 64])) == [0, 8, 64]
+
+
+def test_allow_zero_rejects_values_between_zero_and_min_and_negatives_clearly():
+    p = _wd()
+    with pytest.raises(ValueError, match=r"weight_decay=1e-05 lies between 0 and its min 0.0001.*use 0"):
+        p.validate(1e-5)
+    with pytest.raises(ValueError, match="weight_decay=-0.1.*not negative"):
+        p.validate(-0.1)
+    with pytest.raises(ValueError, match="allow_zero=True needs a min"):
+        LogParam("wd", center=1e-3, allow_zero=True)
+    with pytest.raises(ValueError, match=r"to allow exactly 0 use .*allow_zero=True"):
+        LogParam("wd", center=1e-3, min=1e-4).validate(0.0)
+    with pytest.raises(TypeError, match="allow_zero must be True or False"):
+        LogParam("wd", min=1e-4, max=1.0, allow_zero="yes")
+
+
+def test_allow_zero_is_serialized_only_when_set_and_old_files_still_load():
+    plain = SearchSpace([LogParam("weight_decay", min=1e-4, max=1.0)])
+    assert "allow_zero" not in plain.to_dict()["params"][0]
+    old = {"params": [{"kind": "log", "name": "weight_decay", "min": 1e-4, "max": 1.0, "center": None,
+                       "scale": None, "integer": False, "multiple": None}], "scaling": []}
+    assert SearchSpace.from_dict(old) == plain and plain.to_dict() == old
+    space = SearchSpace([_wd()])
+    assert space.to_dict()["params"][0]["allow_zero"] is True
+    assert SearchSpace.from_dict(space.to_dict()) == space
+
+
+def test_allow_zero_in_a_toml_file(tmp_path):
+    f = tmp_path / "s.toml"
+    f.write_text('[params.weight_decay]\nkind = "log"\nmin = 1e-4\nmax = 1.0\nallow_zero = true\n')
+    space = SearchSpace.from_file(f)
+    assert space["weight_decay"] == _wd()

@@ -291,3 +291,36 @@ def test_a_lost_run_is_recorded_and_charged_but_kept_out_of_the_models(tmp_path)
     again = Tuner.load(tmp_path / "t.json")
     assert [o.lost for o in again.observed] == [o.lost for o in tuner.observed]
     assert again.ask().config == tuner.ask().config
+
+
+def zero_space() -> SearchSpace:
+    return SearchSpace(
+        [LogParam("n_params", min=1e6, max=3e7), LogParam("weight_decay", min=1e-4, max=1.0, allow_zero=True)],
+        scaling=["n_params"],
+    )
+
+
+def test_add_of_a_run_with_weight_decay_zero_survives_a_journal_reload(tmp_path):
+    folder = tmp_path / "sweep"
+    tuner = Tuner(zero_space(), seed=0, path=folder)
+    tuner.add({"n_params": 2e6, "weight_decay": 0}, loss=3.1, cost=1e12)
+    tuner.add({"n_params": 2e6, "weight_decay": 1e-2}, loss=3.2, cost=1e12)
+    with pytest.raises(ValueError, match="weight_decay=1e-05 lies between 0 and its min"):
+        tuner.add({"n_params": 2e6, "weight_decay": 1e-5}, loss=3.0, cost=1e12)
+    tuner.close()
+    resumed = Tuner.resume(folder)
+    assert resumed.observations()["weight_decay"].tolist() == [0.0, 1e-2]
+    assert resumed.space == zero_space()
+    resumed.close()
+
+
+def test_ask_finds_weight_decay_zero_when_the_loss_grows_with_it():
+    tuner = Tuner(zero_space(), seed=0, settings=TunerSettings(n_candidates=300))
+    asked = []
+    for _ in range(24):
+        trial = tuner.ask()
+        wd, n = trial.config["weight_decay"], trial.config["n_params"]
+        asked.append(wd)
+        tuner.tell(trial, loss=3.0 + 1e3 / n**0.5 + 0.3 * math.log1p(wd / 1e-4), cost=6 * n * 1e6)
+    assert 0.0 in asked
+    assert (tuner.pareto_front()["weight_decay"] == 0.0).any()

@@ -279,7 +279,7 @@ class ScalingLaw:
             if missing:
                 raise ValueError(f"config {dict(config)!r} misses {missing}: give every param of the space")
             x, _ = self._log_scales({s: config[s] for s in self.space.scaling}, None, {})
-            d = np.array([_transform(rel.transform, float(config[name])) - float(rel(x[None, :])[0][0])
+            d = np.array([float(self.space[name].transform(float(config[name]))) - float(rel(x[None, :])[0][0])
                           for name, rel in self.relations.items()])
             factor = 1.0 + float(d @ H @ d) if H.size else 1.0
             for name, scores in self.choice_scores.items():
@@ -327,15 +327,6 @@ class ScalingLaw:
 
 
 # ----------------------------------------------------------------------------- fitting ------
-def _transform(kind: str, value: float) -> float:
-    """A param value in the transformed units of its relation (see :class:`Relation`)."""
-    if kind == "log":
-        return math.log(value)
-    if kind == "logit":
-        return math.log(value / (1.0 - value))
-    return value
-
-
 def _failed(space: SearchSpace, data: ObservedData, relation_params: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Log scales and transformed relation values of the failed runs (censored evidence)."""
     X = data.X[data.failed]
