@@ -4,6 +4,7 @@ one line; and, where Chromium is installed, the page itself shows a new trial wi
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import socket
@@ -136,3 +137,30 @@ def test_headless_chromium_shows_a_new_trial_without_a_reload(search, server):
     assert (int(counts[1]), int(counts[2])) == (4, 5)  # one page load: 4 trials first, then 5
     assert "1 running" not in dom and "5 done" in dom
     assert dom.split("<script>")[0].count('class="trial"') == 5  # the points drawn, not the script's text
+    body = dom.split("<script>")[0]
+    assert body.count('class="pline"') == 5  # parallel coordinates: one line per finished trial
+
+
+def test_the_json_has_the_relations_with_their_bands(tmp_path):
+    space = SearchSpace([LogParam("n_params", min=1e5, max=1e7), LogParam("lr", min=1e-4, max=1e-1)],
+                        scaling=["n_params"])
+    folder = tmp_path / "beta"
+    folder.mkdir()
+    Experiment(space=space.to_dict(), trainable="toy:train", trials=40).save(folder)
+    tuner = Tuner(space, seed=0, path=folder / "journal")
+    for _ in range(24):
+        t = tuner.ask()
+        n, lr = t.config["n_params"], t.config["lr"]
+        tuner.tell(t, loss=3.0 * (n / 1e5) ** -0.1 * (1 + 0.2 * math.log(lr / (3e-2 * (n / 1e5) ** -0.5)) ** 2), cost=n)
+    tuner.close()
+    srv = make_server(folder, port=0, n_bootstrap=4)
+    state = srv.live.state()
+    srv.server_close()
+    (exp,) = state["experiments"]
+    assert all(len(r["search"]) == 2 for r in exp["trials"])
+    (rel,) = exp["proposal"]["relations"]
+    assert (rel["param"], rel["axis"]) == ("lr", "n_params")
+    assert rel["points"] and all(math.isfinite(p["x"]) and math.isfinite(p["y"]) for p in rel["points"])
+    assert all(lo <= c <= hi for lo, c, hi in zip(rel["lower"], rel["curve"], rel["upper"]))
+    assert rel["proposal"]["x"] == pytest.approx(exp["proposal"]["target"]["n_params"])
+    json.dumps(rel, allow_nan=False)
