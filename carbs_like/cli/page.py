@@ -74,8 +74,8 @@ function render(state) {
     const c = e.counts;
     if (!(e.name in firstSeen)) firstSeen[e.name] = e.trials.length;
     h += `<p><span class="counts" data-first-trials="${firstSeen[e.name]}" data-trials="${e.trials.length}">${c.pending} running, ${c.ok} done, ${c.failed} failed` + (c.forgotten ? `, ${c.forgotten} dropped` : "") + `</span>; ${esc(e.trainable)}; compute spent ${fmt(e.spent)}` + (e.budget ? ` of ${fmt(e.budget)} (${(100 * e.spent / e.budget).toFixed(0)}%)` : "") + `; limit ${e.trial_limit} trials</p>`;
-    h += bar([[c.ok, "#4a7", "done"], [c.failed, "#c33", "failed"], [c.pending, "#fb3", "running"]], Math.max(1, e.trial_limit || 0, c.ok + c.failed + c.pending)) + " trials: done / failed / running";
-    if (e.budget) h += bar([[e.spent, "#36c", "spent"]], e.budget) + ` compute ${fmt(e.spent)} of ${fmt(e.budget)}`;
+    h += "<div>" + bar([[c.ok, "#4a7", "done"], [c.failed, "#c33", "failed"], [c.pending, "#fb3", "running"]], Math.max(1, e.trial_limit || 0, c.ok + c.failed + c.pending)) + `trials: done (green) / failed (red) / running (yellow) of ${e.trial_limit || "no limit"}</div>`;
+    if (e.budget) h += "<div>" + bar([[e.spent, "#36c", "spent"]], e.budget) + `compute spent ${fmt(e.spent)} of the budget ${fmt(e.budget)}</div>`;
     h += plot(e);
     h += "<h3>trials in search coordinates (parallel coordinates)</h3>" + pcoords(e);
     const p = e.proposal;
