@@ -5,7 +5,10 @@ A standard-library HTTP server (no framework, no external CDN) with two routes:
 * ``/``: one HTML page with a few lines of plain JavaScript that polls the JSON below every two
   seconds and draws, per experiment, the loss-vs-cost plot of every trial (SVG, hover shows the
   config) with the front, the trials running / done / failed, the compute spent against the
-  budget, the scaling-law proposal for 10x the largest run, and a per-param importance;
+  budget (as bars), the trials in search coordinates (parallel coordinates, coloured by loss),
+  the scaling-law proposal for 10x the largest run with the fit's warnings, each scaling relation
+  (its per-scale optima, fitted curve, band and proposal; "not determined" and clamped proposals
+  said so), and a per-param importance. The page itself lives in :mod:`.page`;
 * ``/api/state``: that data as JSON (``{"format": "carbs_like.live", "version": 1, ...}``).
 
 The experiments are read with ``Tuner.read`` (the journal is never written, locked or cut), so the
