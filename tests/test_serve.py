@@ -4,6 +4,7 @@ one line; and, where Chromium is installed, the page itself shows a new trial wi
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import socket
@@ -136,3 +137,56 @@ def test_headless_chromium_shows_a_new_trial_without_a_reload(search, server):
     assert (int(counts[1]), int(counts[2])) == (4, 5)  # one page load: 4 trials first, then 5
     assert "1 running" not in dom and "5 done" in dom
     assert dom.split("<script>")[0].count('class="trial"') == 5  # the points drawn, not the script's text
+    body = dom.split("<script>")[0]
+    assert body.count('class="pline"') == 5  # parallel coordinates: one line per finished trial
+
+
+@pytest.fixture()
+def law_search(tmp_path):
+    """A finished search in which the best lr falls as n_params^-0.5 (the scaling law can fit it)."""
+    space = SearchSpace([LogParam("n_params", min=1e5, max=1e7), LogParam("lr", min=1e-4, max=1e-1)],
+                        scaling=["n_params"])
+    folder = tmp_path / "beta"
+    folder.mkdir()
+    Experiment(space=space.to_dict(), trainable="toy:train", trials=40).save(folder)
+    tuner = Tuner(space, seed=0, path=folder / "journal")
+    for _ in range(24):
+        t = tuner.ask()
+        n, lr = t.config["n_params"], t.config["lr"]
+        tuner.tell(t, loss=3.0 * (n / 1e5) ** -0.1 * (1 + 0.2 * math.log(lr / (3e-2 * (n / 1e5) ** -0.5)) ** 2), cost=n)
+    tuner.close()
+    return folder
+
+
+def test_the_json_has_the_relations_with_their_bands(law_search):
+    srv = make_server(law_search, port=0, n_bootstrap=4)
+    state = srv.live.state()
+    srv.server_close()
+    (exp,) = state["experiments"]
+    assert all(len(r["search"]) == 2 for r in exp["trials"])
+    (rel,) = exp["proposal"]["relations"]
+    assert (rel["param"], rel["axis"]) == ("lr", "n_params")
+    assert rel["points"] and all(math.isfinite(p["x"]) and math.isfinite(p["y"]) for p in rel["points"])
+    assert all(lo <= c <= hi for lo, c, hi in zip(rel["lower"], rel["curve"], rel["upper"]))
+    assert rel["proposal"]["x"] == pytest.approx(exp["proposal"]["target"]["n_params"])
+    json.dumps(rel, allow_nan=False)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (Debian: apt-get install chromium)")
+def test_headless_chromium_draws_the_relations_and_parallel_coordinates(law_search):
+    srv = make_server(law_search, port=0, n_bootstrap=4)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        dom = subprocess.run(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
+             "--dump-dom", f"http://127.0.0.1:{srv.server_address[1]}/"],
+            check=False, capture_output=True, text=True, timeout=120,
+        ).stdout
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    body = dom.split("<script>")[0]
+    assert body.count('class="relation"') == 1 and body.count('class="band"') == 1, body[:2000]
+    assert "exponent -0.5" in body and body.count('class="pline"') == 24
+    assert body.count('class="meter"') == 1  # the trials bar; this experiment has no budget

@@ -5,7 +5,10 @@ A standard-library HTTP server (no framework, no external CDN) with two routes:
 * ``/``: one HTML page with a few lines of plain JavaScript that polls the JSON below every two
   seconds and draws, per experiment, the loss-vs-cost plot of every trial (SVG, hover shows the
   config) with the front, the trials running / done / failed, the compute spent against the
-  budget, the scaling-law proposal for 10x the largest run, and a per-param importance;
+  budget (as bars), the trials in search coordinates (parallel coordinates, coloured by loss),
+  the scaling-law proposal for 10x the largest run with the fit's warnings, each scaling relation
+  (its per-scale optima, fitted curve, band and proposal; "not determined" and clamped proposals
+  said so), and a per-param importance. The page itself lives in :mod:`.page`;
 * ``/api/state``: that data as JSON (``{"format": "carbs_like.live", "version": 1, ...}``).
 
 The experiments are read with ``Tuner.read`` (the journal is never written, locked or cut), so the
@@ -25,11 +28,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from ..scaling.curves import relation_curves
 from .experiment import EXPERIMENT_FILE, JOURNAL_FOLDER, TUNER_FILE, Experiment, UsageError, open_tuner
 from .export import trial_rows
+from .page import PAGE
 from .verify import demo_target
 
-__all__ = ["LIVE_FORMAT", "Live", "experiment_folders", "importance", "make_server", "serve"]
+__all__ = ["LIVE_FORMAT", "Live", "experiment_folders", "importance", "make_server", "relations_json", "serve"]
 
 LIVE_FORMAT = "carbs_like.live"
 LIVE_VERSION = 1
@@ -58,6 +63,26 @@ def importance(hyperparameters: Mapping[str, Any] | None, space: Any) -> dict[st
     per_param = {p.name: max(inverse[space.columns(p.name)]) for p in space.params}
     total = sum(per_param.values())
     return {k: v / total for k, v in per_param.items()} if total > 0 else None
+
+
+def relations_json(law: Any, target: Mapping[str, float], *, level: float = 0.9, n: int = 40) -> list[dict[str, Any]]:
+    """Each relation against each scaling axis as JSON: the points, the curve and its band, the
+    proposal at ``target`` (see :func:`carbs_like.scaling.curves.relation_curves`, which the
+    report's relation figure draws too)."""
+    out = []
+    for row in relation_curves(law, target=target, level=level, n=n):
+        for c in row:
+            out.append({
+                "param": c.param, "axis": c.axis, "log_y": c.transform == "log", "determined": c.determined,
+                "notes": list(c.notes), "slope": c.slope, "slope_std": c.slope_std, "largest": c.largest,
+                "x": c.x.tolist(), "curve": c.curve.tolist(), "lower": c.lower.tolist(), "upper": c.upper.tolist(),
+                "clamped": c.clamped.tolist(),
+                "points": [{"x": float(x), "y": float(y), "excess": float(q)}
+                           for x, y, q in zip(c.points_x, c.points_y, c.points_excess)],
+                "proposal": None if c.proposal is None else
+                {"x": c.proposal[0], "y": c.proposal[1], "clamped": c.proposal[2]},
+            })
+    return out
 
 
 def _finite(v: Any) -> Any:
@@ -109,6 +134,11 @@ class Live:
             warnings.simplefilter("ignore")
             tuner = open_tuner(folder, experiment)
         rows = trial_rows(tuner)
+        if rows:  # one search coordinate per param (a choice: its index), for the parallel coordinates
+            U = tuner.space.to_search([r["config"] for r in rows])
+            for r, u in zip(rows, U):
+                r["search"] = [float(u[tuner.space.columns(n)].argmax()) if u[tuner.space.columns(n)].numel() > 1
+                               else float(u[tuner.space.columns(n)][0]) for n in tuner.space.names]
         counts = {s: sum(r["status"] == s for r in rows) for s in ("pending", "ok", "failed", "forgotten")}
         front = tuner.pareto_front()
         data = {
@@ -130,9 +160,11 @@ class Live:
             return self._laws[folder][1]
         try:
             target = demo_target(tuner, factor=10.0)
-            pred = tuner.scaling_law(n_bootstrap=self.n_bootstrap).predict(target)
+            law = tuner.scaling_law(n_bootstrap=self.n_bootstrap)
+            pred = law.predict(target)
             out = {"target": target, "config": pred.config, "loss": pred.loss, "loss_interval": list(pred.loss_interval),
-                   "intervals": {k: list(v) for k, v in pred.intervals.items()}, "cost": pred.cost, "level": pred.level}
+                   "intervals": {k: list(v) for k, v in pred.intervals.items()}, "cost": pred.cost, "level": pred.level,
+                   "notes": list(pred.notes), "relations": relations_json(law, target, level=pred.level)}
         except (ValueError, KeyError) as e:  # too few runs, or none on the scaling axes yet
             out = {"error": f"no proposal yet: {e}"}
         self._laws[folder] = (n, out)
@@ -183,60 +215,3 @@ def serve(path: Path, *, host: str = "127.0.0.1", port: int = 8080) -> None:
     finally:
         server.server_close()
 
-
-PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>carbs-like live</title>
-<style>body{font:13px sans-serif;margin:16px;color:#222}h2{margin:18px 0 4px}table{border-collapse:collapse}
-td,th{padding:1px 6px;border-bottom:1px solid #eee;text-align:right}.err{color:#a00}svg{background:#fafafa}
-.bar{background:#4a7;height:10px;display:inline-block}</style></head><body>
-<h1>carbs-like live</h1><div id="updated">loading...</div><div id="root"></div>
-<script>
-const firstSeen = {};  // trials each experiment had when this page loaded (the browser test reads it)
-const fmt = v => v == null ? "-" : (typeof v === "number" ? (Math.abs(v) >= 1e4 || (v !== 0 && Math.abs(v) < 1e-2) ? v.toExponential(2) : +v.toPrecision(4)) : String(v));
-const esc = s => String(s).replace(/[&<>"]/g, c => ({"&":"&amp;","<":"&lt;",">":"&gt;",'"':"&quot;"}[c]));
-function plot(e) {
-  const pts = e.trials.filter(t => t.cost != null), W = 560, H = 300, P = 40;
-  if (!pts.length) return "<p>no finished trial yet</p>";
-  const xs = pts.map(t => Math.log10(t.cost)), ok = pts.filter(t => t.loss != null), ys = ok.map(t => t.loss);
-  const x0 = Math.min(...xs), x1 = Math.max(...xs) + 1e-9, y0 = ys.length ? Math.min(...ys) : 0, y1 = ys.length ? Math.max(...ys) + 1e-9 : 1;
-  const X = c => P + (Math.log10(c) - x0) / (x1 - x0) * (W - 2 * P), Y = l => H - P - (l - y0) / (y1 - y0) * (H - 2 * P);
-  let s = `<svg width="${W}" height="${H}"><text x="${W/2}" y="${H-8}">log10 cost</text><text x="4" y="14">loss</text>`;
-  s += `<text x="${P}" y="${H-24}">${fmt(x0)}</text><text x="${W-P-20}" y="${H-24}">${fmt(x1)}</text>`;
-  s += `<text x="2" y="${H-P}">${fmt(y0)}</text><text x="2" y="${P}">${fmt(y1)}</text>`;
-  if (e.front.length) s += `<polyline fill="none" stroke="#c60" stroke-width="2" points="${e.front.map(f => X(f.cost) + "," + Y(f.loss)).join(" ")}"/>`;
-  for (const t of pts) {
-    const tip = esc(`trial ${t.trial_id} (${t.status}) loss ${fmt(t.loss)} cost ${fmt(t.cost)}\\n` + Object.entries(t.config).map(([k, v]) => `${k} = ${fmt(v)}`).join("\\n"));
-    s += t.loss == null ? `<text class="trial" x="${X(t.cost)}" y="${P - 8}" fill="#c00"><title>${tip}</title>x</text>`
-      : `<circle class="trial" cx="${X(t.cost)}" cy="${Y(t.loss)}" r="4" fill="#36c" fill-opacity="0.7"><title>${tip}</title></circle>`;
-  }
-  return s + "</svg>";
-}
-function table(rows, cols) {
-  return "<table><tr>" + cols.map(c => `<th>${esc(c)}</th>`).join("") + "</tr>" + rows.map(r => "<tr>" + cols.map(c => `<td>${esc(fmt(r[c]))}</td>`).join("") + "</tr>").join("") + "</table>";
-}
-function render(state) {
-  let h = "";
-  for (const e of state.experiments) {
-    h += `<h2>${esc(e.name)}</h2>`;
-    if (e.error) { h += `<p class="err">${esc(e.error)}</p>`; continue; }
-    const c = e.counts;
-    if (!(e.name in firstSeen)) firstSeen[e.name] = e.trials.length;
-    h += `<p><span class="counts" data-first-trials="${firstSeen[e.name]}" data-trials="${e.trials.length}">${c.pending} running, ${c.ok} done, ${c.failed} failed` + (c.forgotten ? `, ${c.forgotten} dropped` : "") + `</span>; ${esc(e.trainable)}; compute spent ${fmt(e.spent)}` + (e.budget ? ` of ${fmt(e.budget)} (${(100 * e.spent / e.budget).toFixed(0)}%)` : "") + `; limit ${e.trial_limit} trials</p>`;
-    h += plot(e);
-    const p = e.proposal;
-    h += "<h3>proposal for 10x the largest run</h3>" + (p.error ? `<p>${esc(p.error)}</p>` :
-      table(Object.entries(p.config).map(([k, v]) => ({param: k, value: v, low: (p.intervals[k] || [])[0], high: (p.intervals[k] || [])[1]})).concat([{param: "predicted loss", value: p.loss, low: p.loss_interval[0], high: p.loss_interval[1]}]), ["param", "value", "low", "high"]));
-    if (e.importance) h += "<h3>param importance (1 / lengthscale of the loss GP)</h3>" + Object.entries(e.importance).map(([k, v]) => `<div>${esc(k)} <span class="bar" style="width:${(200 * v).toFixed(0)}px"></span> ${(100 * v).toFixed(0)}%</div>`).join("");
-    const last = e.trials.slice(-15).reverse().map(t => Object.assign({trial: t.trial_id, status: t.status, loss: t.loss, cost: t.cost}, t.config));
-    h += "<h3>latest trials</h3>" + table(last, ["trial", "status", ...e.params, "loss", "cost"]);
-  }
-  document.getElementById("root").innerHTML = h;
-  document.getElementById("updated").textContent = "updated " + new Date().toLocaleTimeString() + " (every 2 s)";
-}
-async function poll() {
-  try { const r = await fetch("/api/state", {cache: "no-store"}); render(await r.json()); }
-  catch (err) { document.getElementById("updated").textContent = "server not reachable: " + err; }
-  setTimeout(poll, 2000);
-}
-poll();
-</script></body></html>
-"""

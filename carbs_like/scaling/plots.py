@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .budget import compute_optimal
+from .curves import default_near, relation_curves, target_log_scales
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -46,15 +46,6 @@ def _pyplot():
     return plt
 
 
-def _target_log_scales(law: "ScalingLaw", target: Mapping[str, float] | None) -> np.ndarray | None:  # noqa: F821
-    if target is None:
-        return None
-    missing = [s for s in law.space.scaling if s not in target]
-    if missing:
-        raise ValueError(f"target is missing scaling value(s) {missing}; give all of {list(law.space.scaling)}")
-    return np.log([float(target[s]) for s in law.space.scaling])
-
-
 def _tidy_log_axis(axis, *, plain: bool = False) -> None:
     """Label a log axis at 1-2-5 steps only (matplotlib labels every minor tick of a short log
     axis, and their labels overlap); ``plain`` writes 0.002 or 20 rather than 2x10^-3 or 2x10^1."""
@@ -67,12 +58,6 @@ def _tidy_log_axis(axis, *, plain: bool = False) -> None:
     axis.set_major_formatter(FuncFormatter(lambda v, pos: f"{v:g}" if 1e-3 <= v < 1e4 else sci(v, pos))
                              if plain else sci)
     axis.set_minor_formatter(NullFormatter())
-
-
-def _bounds(param: Any) -> tuple[float, float]:
-    """A param's bounds in its param space (-inf/inf where it has none)."""
-    lo, hi = getattr(param, "min", None), getattr(param, "max", None)
-    return (-math.inf if lo is None else float(lo)), (math.inf if hi is None else float(hi))
 
 
 def plot_relations(law: "ScalingLaw", *, target: Mapping[str, float] | None = None, level: float = 0.9,  # noqa: F821
@@ -93,68 +78,49 @@ def plot_relations(law: "ScalingLaw", *, target: Mapping[str, float] | None = No
             2%, widened up to 10% until at least 8 runs show).
     """
     plt = _pyplot()
-    ev = law.evidence
     names = list(law.relations)
     axes_names = list(law.space.scaling)
     if not names:
         raise ValueError("this law has no numeric relations to plot (the space has no numeric non-scaling params)")
-    x_obs = ev.log_scales
-    x_tgt = _target_log_scales(law, target)
-    ref = x_tgt if x_tgt is not None else x_obs.max(axis=0)
-    z = NormalDist().inv_cdf(0.5 + level / 2)
+    ev = law.evidence
+    x_tgt = target_log_scales(law, target)
+    ref = x_tgt if x_tgt is not None else ev.log_scales.max(axis=0)
+    if near is None:
+        near = default_near(ev.excess)
+    curves = relation_curves(law, target=target, level=level, near=near)
     fig, grid = plt.subplots(len(names), len(axes_names), figsize=(1.0 + 3.4 * len(axes_names), 0.8 + 2.6 * len(names)),
                              squeeze=False, layout="constrained")
-    if near is None:
-        near = min(max(0.02, float(np.sort(ev.excess)[min(7, len(ev.excess) - 1)]) * 1.0001), 0.10)
-    keep = ev.excess < near
     cmap = plt.get_cmap("viridis_r")
     scatter = None
     for i, name in enumerate(names):
-        rel = law.relations[name]
-        untransform = law.space[name].untransform
-        slopes = np.asarray(rel.slopes)
         for a, axis in enumerate(axes_names):
-            ax = grid[i, a]
-            hi = max(x_obs[:, a].max(), ref[a]) if x_tgt is not None else x_obs[:, a].max()
-            grid_x = np.linspace(x_obs[:, a].min(), hi + 0.05 * (hi - x_obs[:, a].min()), 200)
-            X = np.tile(ref, (grid_x.size, 1))
-            X[:, a] = grid_x
-            mean, std = rel(X)
-            lo_b, hi_b = _bounds(law.space[name])
-            band_lo, band_hi, mid = (np.clip(untransform(v), lo_b, hi_b) for v in (mean - z * std, mean + z * std, mean))
-            if rel.notes:  # not determined: a constant, not a measurement; no band drawn
-                ax.plot(np.exp(grid_x), mid, color=_LINE, lw=1.2, ls=":", label="held constant (not determined)")
+            ax, c = grid[i, a], curves[i][a]
+            if not c.determined:  # not determined: a constant, not a measurement; no band drawn
+                ax.plot(c.x, c.curve, color=_LINE, lw=1.2, ls=":", label="held constant (not determined)")
             else:
-                ax.fill_between(np.exp(grid_x), band_lo, band_hi, color=_BAND, alpha=0.55, lw=0,
+                ax.fill_between(c.x, c.lower, c.upper, color=_BAND, alpha=0.55, lw=0,
                                 label=f"{int(level * 100)}% band")
-                ax.plot(np.exp(grid_x), mid, color=_LINE, lw=1.8, label="fitted relation")
-            raw = untransform(mean)
-            for bound, hit in ((lo_b, raw < lo_b), (hi_b, raw > hi_b)):
-                if hit.any():  # the relation leaves the param's bounds: drawn clamped, and said so
-                    ax.plot(np.exp(grid_x[hit]), np.full(hit.sum(), bound), color=_CLAMP, lw=2.4,
-                            label="clamped to the param's bound")
-            if rel.notes:
+                ax.plot(c.x, c.curve, color=_LINE, lw=1.8, label="fitted relation")
+            if c.clamped.any():  # the relation leaves the param's bounds: drawn clamped, and said so
+                ax.plot(c.x[c.clamped], c.curve[c.clamped], color=_CLAMP, lw=2.4,
+                        label="clamped to the param's bound")
+            if not c.determined:
                 ax.text(0.03, 0.04, "the runs do not determine how it moves\nwith scale: held constant", transform=ax.transAxes,
                         fontsize=7, color="0.25", va="bottom")
-            # Runs near their optimum, moved to the panel's reference along the other axes.
-            others = [b for b in range(len(axes_names)) if b != a]
-            t_adj = ev.values[keep, i] + (ref[others] - x_obs[keep][:, others]) @ slopes[others]
-            scatter = ax.scatter(np.exp(x_obs[keep, a]), np.clip(untransform(t_adj), lo_b, hi_b), c=100 * ev.excess[keep],
+            scatter = ax.scatter(c.points_x, c.points_y, c=100 * c.points_excess,
                                  cmap=cmap, vmin=0, vmax=100 * near, s=16, edgecolor="k", linewidth=0.3,
                                  zorder=3, label=f"runs within {100 * near:.2g}% of optimum")
-            ax.axvspan(np.exp(x_obs[:, a].max()), np.exp(grid_x[-1]), color="0.93", zorder=0)
-            if x_tgt is not None:
-                m, s = rel(ref[None, :])
-                ax.errorbar([np.exp(ref[a])], np.clip(untransform(m), lo_b, hi_b), fmt="*", ms=11, color=_TARGET,
+            ax.axvspan(c.largest, c.x[-1], color="0.93", zorder=0)
+            if c.proposal is not None:
+                ax.errorbar([c.proposal[0]], [c.proposal[1]], fmt="*", ms=11, color=_TARGET,
                             yerr=None, zorder=4, label="proposal")
             ax.set_xscale("log")
             _tidy_log_axis(ax.xaxis)
-            if rel.transform == "log":
+            if c.transform == "log":
                 ax.set_yscale("log")
                 _tidy_log_axis(ax.yaxis, plain=True)
-            b, sd = rel.slopes[a], rel.slope_std[a]
-            ax.set_title("exponent not determined by the runs" if rel.notes else f"exponent {b:+.3f} ± {sd:.3f}",
-                         fontsize=9)
+            ax.set_title("exponent not determined by the runs" if not c.determined
+                         else f"exponent {c.slope:+.3f} ± {c.slope_std:.3f}", fontsize=9)
             ax.set_xlabel(axis)
             if a == 0:
                 ax.set_ylabel(f"best {name}")
