@@ -8,7 +8,7 @@ front is loss against GPU-seconds.
 
     python examples/ray_gpus.py                   # on a machine with GPUs
     python examples/ray_gpus.py --fake-gpus 4     # anywhere: Ray pretends to have 4 GPUs
-    python examples/ray_gpus.py --address auto    # on a running cluster (see docs/ray.md)
+    python examples/ray_gpus.py --address auto    # on a running cluster (README: "On a Ray cluster")
 
 The trainable here is the synthetic LLM landscape from the package; yours must live in an
 importable module too (not in ``__main__``), so that ``tune.Tuner.restore`` can find it.
