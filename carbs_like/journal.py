@@ -52,12 +52,15 @@ __all__ = [
     "JournalLockedError",
     "Record",
     "cut",
+    "locate",
     "read",
     "read_lines",
 ]
 
 JOURNAL_VERSION = 1
 JOURNAL_FILE = "journal.jsonl"
+# Where an experiment folder (``carbs-like tune --path``) keeps its journal; see :func:`locate`.
+EXPERIMENT_SUBFOLDER = "journal"
 LOCK_FILE = "lock"
 FORMAT = "carbs_like.journal"
 
@@ -125,7 +128,7 @@ class Journal:
             JournalLockedError: another tuner has the journal open.
             JournalError: a corrupt line before the last, or another format or version.
         """
-        folder = Path(folder)
+        folder = locate(folder)
         file = _journal_file(folder)
         lock = _Lock.acquire(folder)
         try:
@@ -191,7 +194,7 @@ def read(folder: str | os.PathLike) -> list[Record]:
         FileNotFoundError: no journal in ``folder``.
         JournalError: a corrupt line before the last, or another format or version.
     """
-    records, _ = _read_lines(_journal_file(Path(folder)), repair=False)
+    records, _ = _read_lines(_journal_file(locate(folder)), repair=False)
     return records
 
 
@@ -202,7 +205,7 @@ def read_lines(folder: str | os.PathLike) -> tuple[list[Record], list[int], str 
     Raises:
         FileNotFoundError: no journal in ``folder``.
     """
-    raw = _journal_file(Path(folder)).read_bytes()
+    raw = _journal_file(locate(folder)).read_bytes()
     records: list[Record] = []
     ends: list[int] = []
     offset = 0
@@ -228,7 +231,7 @@ def cut(folder: str | os.PathLike, n_lines: int) -> Path:
     Raises:
         JournalLockedError: another tuner has the journal open.
     """
-    folder = Path(folder)
+    folder = locate(folder)
     file = _journal_file(folder)
     lock = _Lock.acquire(folder)
     try:
@@ -241,6 +244,16 @@ def cut(folder: str | os.PathLike, n_lines: int) -> Path:
         return backup
     finally:
         lock.release()
+
+
+def locate(folder: str | os.PathLike) -> Path:
+    """The journal folder for ``folder``: itself, or its ``journal/`` subfolder when only that holds a
+    journal (an experiment folder made by the ``carbs-like`` command), so both paths open the same
+    search."""
+    folder = Path(folder)
+    if not (folder / JOURNAL_FILE).is_file() and (folder / EXPERIMENT_SUBFOLDER / JOURNAL_FILE).is_file():
+        return folder / EXPERIMENT_SUBFOLDER
+    return folder
 
 
 def _journal_file(folder: Path) -> Path:

@@ -341,7 +341,8 @@ class Tuner:
     @classmethod
     def resume(cls, path: str | os.PathLike) -> "Tuner":
         """Rebuild the exact state of a journaled tuner (``Tuner(space, path=...)``) after a crash or
-        kill, and keep journaling to the same folder.
+        kill, and keep journaling to the same folder. ``path`` may also be an experiment folder of
+        the ``carbs-like`` command (``runs/NAME``, whose journal is ``runs/NAME/journal``).
 
         The observations are those told before the crash; trials that were pending are in
         ``tuner.pending`` (tell them, or ``forget`` them and ask again); the next ``ask()`` is the
@@ -372,7 +373,7 @@ class Tuner:
         Raises:
             FileNotFoundError, JournalError: as ``Tuner.resume``.
         """
-        folder = Path(path)
+        folder = journal_store.locate(path)
         return cls._replay(journal_store.read(folder), folder / journal_store.JOURNAL_FILE)
 
     @classmethod
@@ -390,7 +391,7 @@ class Tuner:
             JournalError: even the header is unreadable (nothing to keep: start a new search).
             JournalLockedError: another tuner has the journal open.
         """
-        folder = Path(path)
+        folder = journal_store.locate(path)
         records, _, _ = journal_store.read_lines(folder)
         total = len((folder / journal_store.JOURNAL_FILE).read_bytes().rstrip(b"\n").split(b"\n"))
         if not records:

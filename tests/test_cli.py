@@ -47,6 +47,9 @@ TOY = textwrap.dedent(
 
     def diverges(config):
         return {"loss": float("nan"), "cost": 1.0, "failed": True}
+
+    def no_loss(config):
+        return {"loss": None, "cost": 2.0}
     """
 )
 
@@ -309,6 +312,87 @@ def test_tune_records_failed_trials(toy_dir, capsys):
     obs = _observations(toy_dir / "runs" / "fail")
     assert [o["failed"] for o in obs] == [True, True]
     assert "failed" in capsys.readouterr().out
+
+
+def test_a_none_loss_is_a_failed_trial_charged_its_cost(toy_dir, capsys):
+    assert main(["tune", str(TINY_LM), "--trainable", "toy_trainable:no_loss", "--backend", "local",
+                 "--trials", "2", "--path", "runs/none"]) == 0
+    obs = _observations(toy_dir / "runs" / "none")
+    assert [(o["failed"], o["cost"]) for o in obs] == [(True, 2.0), (True, 2.0)]
+
+
+def _tuned(toy_dir, capsys, trials: int = 4) -> Path:
+    assert main(["tune", str(TINY_LM), "--trainable", "toy_trainable:train", "--backend", "local",
+                 "--concurrency", "1", "--trials", str(trials), "--path", "runs/j"]) == 0
+    capsys.readouterr()
+    return toy_dir / "runs" / "j"
+
+
+def test_a_corrupt_journal_line_is_one_error_naming_it_and_repair_keeps_the_rest(toy_dir, capsys):
+    folder = _tuned(toy_dir, capsys)
+    journal = folder / "journal" / "journal.jsonl"
+    lines = journal.read_text().splitlines(keepends=True)
+    tells = [i for i, line in enumerate(lines) if '"event":"tell"' in line.replace(" ", "")]
+    bad = tells[1]  # the second tell: one finished trial before it, two after
+    lines[bad] = lines[bad][: len(lines[bad]) // 2] + "\n"
+    journal.write_text("".join(lines))
+    for command in (["status", str(folder), "--no-proposal"], ["export", str(folder)]):
+        assert main(command) == 2
+        err = _one_line_error(capsys)
+        assert f"line {bad + 1}" in err and f"carbs-like repair {folder}" in err
+    assert main(["repair", str(folder)]) == 0
+    out = capsys.readouterr().out
+    backups = list(journal.parent.glob("journal.jsonl.*.bak"))
+    assert len(backups) == 1 and backups[0].read_text() == "".join(lines)  # nothing lost
+    assert "dropped" in out and str(backups[0]) in out
+    assert main(["status", str(folder), "--no-proposal"]) == 0
+    assert "1 trials (1 ok, 0 failed)" in capsys.readouterr().out
+    # The search goes on from the kept prefix.
+    assert main(["tune", str(TINY_LM), "--trainable", "toy_trainable:train", "--backend", "local",
+                 "--trials", "3", "--path", str(folder)]) == 0
+    assert Tuner.read(folder / "journal").n_observations == 3
+
+
+def test_the_journal_is_the_truth_and_tuner_json_a_cache(toy_dir, capsys):
+    folder = _tuned(toy_dir, capsys)
+    (folder / "tuner.json").write_text('{"format": "carbs_like.tun')  # corrupt cache
+    assert main(["status", str(folder), "--no-proposal"]) == 0
+    assert "4 trials (4 ok, 0 failed)" in capsys.readouterr().out
+    (folder / "tuner.json").unlink()  # no cache at all
+    assert main(["status", str(folder), "--no-proposal"]) == 0
+    assert "4 trials (4 ok, 0 failed)" in capsys.readouterr().out
+    assert main(["tune", str(TINY_LM), "--trainable", "toy_trainable:train", "--backend", "local",
+                 "--trials", "5", "--path", str(folder)]) == 0
+    assert "resuming at trial 4" in capsys.readouterr().out
+    assert len(_observations(folder)) == 5  # the cache is written again
+
+
+def test_tuner_resume_opens_a_command_line_folder_without_a_stray_journal(toy_dir, capsys):
+    folder = _tuned(toy_dir, capsys)
+    tuner = Tuner.resume(folder)
+    try:
+        assert tuner.n_observations == 4
+        tuner.tell(tuner.ask(), loss=2.0, cost=1.0)
+    finally:
+        tuner.close()
+    assert not (folder / "journal.jsonl").exists()
+    assert Tuner.read(folder).n_observations == 5
+    assert main(["status", str(folder), "--no-proposal"]) == 0
+    assert "5 trials (5 ok" in capsys.readouterr().out
+
+
+def test_status_prints_the_proposal_or_why_there_is_none(experiment_dir, toy_dir, capsys):
+    assert main(["status", str(experiment_dir), "--bootstrap", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "compute spent" in out and "(no budget set)" in out
+    proposal = out.split("proposal for 10x the largest run")[1]
+    assert re.search(r"lr x[0-9.]+", proposal.splitlines()[0])  # the width of the lr interval
+    assert re.search(r"\blr\s+[0-9.e-]+\s+[0-9.e-]+ \.\. [0-9.e-]+", proposal)
+    assert "predicted loss" in proposal
+    folder = _tuned(toy_dir, capsys, trials=3)  # too few runs for a law
+    assert main(["status", str(folder), "--bootstrap", "2"]) == 0
+    assert re.search(r"proposal for 10x the largest run \(n_params=.*\): not determined yet: ",
+                     capsys.readouterr().out)
 
 
 def test_resume_refuses_another_space(toy_dir, capsys, tmp_path):

@@ -205,7 +205,31 @@ def cmd_status(args: argparse.Namespace) -> int:
     experiment = Experiment.load(folder)
     tuner = open_tuner(folder, experiment)
     print(status_text(tuner, experiment, folder, all_trials=args.all))
+    if args.proposal and tuner.space.scaling:
+        print("\n" + proposal_text(tuner, experiment, n_bootstrap=args.bootstrap))
     return 0
+
+
+def proposal_text(tuner: Tuner, experiment: Experiment | None, *, n_bootstrap: int = N_BOOTSTRAP) -> str:
+    """The scaling law's proposal for the experiment's target (``--target``), else for 10x the largest
+    run on every scaling axis, with its intervals; or why there is none yet."""
+    target = (experiment.settings or {}).get("target") if experiment is not None else None
+    where = "the target" if target else "10x the largest run"
+    if not tuner.n_observations:
+        return f"proposal for {where}: not determined yet (no finished trial)"
+    target = target or demo_target(tuner, factor=10.0)
+    size = ", ".join(f"{k}={v:.3g}" for k, v in target.items())
+    try:
+        with warnings.catch_warnings():  # a clamped value is in the proposal's notes
+            warnings.simplefilter("ignore", UserWarning)
+            pred = predict(fit_law(tuner, n_bootstrap=n_bootstrap), scaling=target)
+    except UsageError as e:
+        return f"proposal for {where} ({size}): not determined yet: {e}"
+    widths = [f"{name} x{hi / lo:.2f}" for name, (lo, hi) in pred.intervals.items()
+              if lo is not None and hi is not None and lo > 0 and name not in target]
+    head = f"proposal for {where} ({size}), {pred.level:.0%} intervals"
+    return "\n".join([head + (f" (widths hi/lo: {', '.join(widths)})" if widths else "") + ":",
+                      format_prediction(pred, tuner)])
 
 
 def status_text(tuner: Tuner, experiment: Experiment | None, folder: Path, *, all_trials: bool = False) -> str:
@@ -213,11 +237,13 @@ def status_text(tuner: Tuner, experiment: Experiment | None, folder: Path, *, al
     df = tuner.observations()
     ok = df[df["status"] == "ok"]
     what = "a journaled search" if experiment is None else experiment.trainable
-    limits = "" if experiment is None else f", limit {experiment.trials} trials" + (
-        f", budget {experiment.budget:g}" if experiment.budget else "")
+    limits = "" if experiment is None else f", limit {experiment.trials} trials"
+    spent = float(df["cost"].sum())
+    budget = (f" of the budget {experiment.budget:g} ({spent / experiment.budget:.0%})"
+              if experiment is not None and experiment.budget else " (no budget set)")
     lines = [
         f"{folder}: {what}, {len(df)} trials ({len(ok)} ok, {len(df) - len(ok)} failed){limits}",
-        f"total cost {df['cost'].sum():.4g}; best loss "
+        f"compute spent {spent:.4g}{budget}; best loss "
         + (f"{ok['loss'].min():.4f} (trial {int(ok.loc[ok['loss'].idxmin(), 'trial_id'])})" if len(ok) else "-"),
         "",
         "front (lower loss for lower cost):",
@@ -468,6 +494,9 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("status", help="table of trials and the front")
     q.add_argument("path", metavar="PATH")
     q.add_argument("--all", action="store_true", help="list every trial")
+    q.add_argument("--no-proposal", dest="proposal", action="store_false",
+                   help="skip the scaling law's proposal (a fit: a few seconds)")
+    bootstrap(q)
     q.set_defaults(func=cmd_status)
 
     q = sub.add_parser("export", help="every trial (config, loss, cost, status, metadata) as CSV or JSON")
