@@ -4,7 +4,7 @@ The parser and the commands; imported by nothing (the entry point calls :func:`m
 experiment folder, the trainable and the tuner's files are :mod:`carbs_like.cli.experiment`;
 running trials is :mod:`carbs_like.cli.run` (local processes) and
 :mod:`carbs_like.cli.ray_backend` (Ray Tune); proposals and their checks are
-:mod:`carbs_like.cli.verify`.
+:mod:`carbs_like.cli.verify`; what ``status`` prints is :mod:`carbs_like.cli.status`.
 
 Running ``tune`` (or ``demo``) again on the same folder resumes: finished trials are kept, trials
 that were running when it stopped are run again, and the search continues up to ``--trials`` /
@@ -24,7 +24,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..journal import JOURNAL_FILE
 from ..report import write_report
@@ -47,19 +47,23 @@ from .experiment import (
     totals,
 )
 from .export import write_export
-from .run import Progress, clock, fmt, run_local, short
-from .verify import (demo_target, fit_law, format_prediction, held_out_space, held_out_target, predict, read_verify,
-                     run_verify)
-
-if TYPE_CHECKING:
-    import pandas as pd
+from .run import Progress, clock, run_local
+from .status import proposal_text, status_text
+from .verify import (
+    N_BOOTSTRAP,
+    demo_target,
+    fit_law,
+    format_prediction,
+    held_out_space,
+    held_out_target,
+    predict,
+    read_verify,
+    run_verify,
+)
 
 __all__ = ["build_parser", "main"]
 
 _REPO = Path(__file__).resolve().parents[2]
-# Scaling-law refits behind every interval the CLI prints (demo, propose, verify, report): one
-# number, so the same folder gives the same interval whichever command asks.
-N_BOOTSTRAP = 16
 # The demo refits the GPs less often and scores fewer candidates: asks take ~0.5 s instead of
 # several seconds on 2 busy cores, which buys more trials in the 10 minutes.
 DEMO_SETTINGS = {"n_candidates": 500, "fit_maxiter": 40, "refit_always_below": 12, "refit_growth": 1.25}
@@ -208,69 +212,6 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.proposal and tuner.space.scaling:
         print("\n" + proposal_text(tuner, experiment, n_bootstrap=args.bootstrap))
     return 0
-
-
-def proposal_text(tuner: Tuner, experiment: Experiment | None, *, n_bootstrap: int = N_BOOTSTRAP) -> str:
-    """The scaling law's proposal for the experiment's target (``--target``), else for 10x the largest
-    run on every scaling axis, with its intervals; or why there is none yet."""
-    target = (experiment.settings or {}).get("target") if experiment is not None else None
-    where = "the target" if target else "10x the largest run"
-    if not tuner.n_observations:
-        return f"proposal for {where}: not determined yet (no finished trial)"
-    target = target or demo_target(tuner, factor=10.0)
-    size = ", ".join(f"{k}={v:.3g}" for k, v in target.items())
-    try:
-        with warnings.catch_warnings():  # a clamped value is in the proposal's notes
-            warnings.simplefilter("ignore", UserWarning)
-            pred = predict(fit_law(tuner, n_bootstrap=n_bootstrap), scaling=target)
-    except UsageError as e:
-        return f"proposal for {where} ({size}): not determined yet: {e}"
-    widths = [f"{name} x{hi / lo:.2f}" for name, (lo, hi) in pred.intervals.items()
-              if lo is not None and hi is not None and lo > 0 and name not in target]
-    head = f"proposal for {where} ({size}), {pred.level:.0%} intervals"
-    return "\n".join([head + (f" (widths hi/lo: {', '.join(widths)})" if widths else "") + ":",
-                      format_prediction(pred, tuner)])
-
-
-def status_text(tuner: Tuner, experiment: Experiment | None, folder: Path, *, all_trials: bool = False) -> str:
-    """The status table; ``experiment`` None for a bare journal (a Ray Tune search's)."""
-    df = tuner.observations()
-    ok = df[df["status"] == "ok"]
-    what = "a journaled search" if experiment is None else experiment.trainable
-    limits = "" if experiment is None else f", limit {experiment.trials} trials"
-    spent = float(df["cost"].sum())
-    budget = (f" of the budget {experiment.budget:g} ({spent / experiment.budget:.0%})"
-              if experiment is not None and experiment.budget else " (no budget set)")
-    lines = [
-        f"{folder}: {what}, {len(df)} trials ({len(ok)} ok, {len(df) - len(ok)} failed){limits}",
-        f"compute spent {spent:.4g}{budget}; best loss "
-        + (f"{ok['loss'].min():.4f} (trial {int(ok.loc[ok['loss'].idxmin(), 'trial_id'])})" if len(ok) else "-"),
-        "",
-        "front (lower loss for lower cost):",
-        _table(tuner.pareto_front(), tuner.space.names),
-    ]
-    if len(df):
-        shown = df if all_trials else df.tail(15)
-        lines += ["", "trials" + ("" if all_trials else f" (last {len(shown)}; --all for every one)") + ":",
-                  _table(shown, tuner.space.names)]
-    return "\n".join(lines)
-
-
-def _table(df: "pd.DataFrame", names: Sequence[str]) -> str:
-    if df.empty:
-        return "  (none)"
-    cols = ["trial_id", *names, "loss", "cost", "status"]
-    def cell(col: str, v: Any) -> str:
-        if isinstance(v, float) and math.isnan(v):
-            return "-"
-        return f"{v:.4f}" if col == "loss" else fmt(v)
-
-    rows = [[cell(c, v) for c, v in zip(cols, r)] for r in df[cols].itertuples(index=False)]
-    head = ["trial", *[short(n) for n in names], "loss", "cost", "status"]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
-    out = ["  " + "  ".join(h.rjust(w) for h, w in zip(head, widths))]
-    out += ["  " + "  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
-    return "\n".join(out)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

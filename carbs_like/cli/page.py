@@ -50,12 +50,12 @@ function relation(r) {
 function pcoords(e) {
   const ok = e.trials.filter(t => t.loss != null && t.search);
   if (!ok.length) return "";
-  const W = 560, H = 220, P = 30, names = e.params, n = names.length;
+  const W = 600, H = 220, P = 30, S = 50, names = e.params, n = names.length;
   const lo = names.map((_, j) => Math.min(...ok.map(t => t.search[j]))), hi = names.map((_, j) => Math.max(...ok.map(t => t.search[j])) + 1e-9);
   const l0 = Math.min(...ok.map(t => t.loss)), l1 = Math.max(...ok.map(t => t.loss)) + 1e-9;
-  const X = j => P + j * (W - 2 * P) / Math.max(1, n - 1), Y = (v, j) => H - P - (v - lo[j]) / (hi[j] - lo[j]) * (H - 2 * P);
+  const X = j => S + j * (W - 2 * S) / Math.max(1, n - 1), Y = (v, j) => H - P - (v - lo[j]) / (hi[j] - lo[j]) * (H - 2 * P);
   let s = `<svg class="pcoords" width="${W}" height="${H}">`;
-  names.forEach((k, j) => { s += `<line x1="${X(j)}" y1="${P}" x2="${X(j)}" y2="${H-P}" stroke="#999"/><text x="${X(j) - 12}" y="${H-10}">${esc(k)}</text>`; });
+  names.forEach((k, j) => { s += `<line x1="${X(j)}" y1="${P}" x2="${X(j)}" y2="${H-P}" stroke="#999"/><text x="${X(j)}" y="${H-10}" text-anchor="middle">${esc(k)}</text>`; });
   for (const t of ok.slice().sort((a, b) => b.loss - a.loss)) {  // worst first: the best are drawn on top
     const q = (t.loss - l0) / (l1 - l0), col = `hsl(${(240 * q).toFixed(0)},70%,45%)`;
     s += `<polyline class="pline" fill="none" stroke="${col}" stroke-opacity="0.7" points="${t.search.map((v, j) => X(j) + "," + Y(v, j)).join(" ")}"><title>trial ${t.trial_id} loss ${fmt(t.loss)}</title></polyline>`;
@@ -73,13 +73,13 @@ function render(state) {
     if (e.error) { h += `<p class="err">${esc(e.error)}</p>`; continue; }
     const c = e.counts;
     if (!(e.name in firstSeen)) firstSeen[e.name] = e.trials.length;
-    h += `<p><span class="counts" data-first-trials="${firstSeen[e.name]}" data-trials="${e.trials.length}">${c.pending} running, ${c.ok} done, ${c.failed} failed` + (c.forgotten ? `, ${c.forgotten} dropped` : "") + `</span>; ${esc(e.trainable)}; compute spent ${fmt(e.spent)}` + (e.budget ? ` of ${fmt(e.budget)} (${(100 * e.spent / e.budget).toFixed(0)}%)` : "") + `; limit ${e.trial_limit} trials</p>`;
-    h += "<div>" + bar([[c.ok, "#4a7", "done"], [c.failed, "#c33", "failed"], [c.pending, "#fb3", "running"]], Math.max(1, e.trial_limit || 0, c.ok + c.failed + c.pending)) + `trials: done (green) / failed (red) / running (yellow) of ${e.trial_limit || "no limit"}</div>`;
+    h += `<p><span class="counts" data-first-trials="${firstSeen[e.name]}" data-trials="${e.trials.length}">${c.pending} running or asked ahead, ${c.ok} done, ${c.failed} failed` + (c.forgotten ? ` (${c.forgotten} asks dropped unrun)` : "") + `</span>; ${esc(e.trainable)}; compute spent ${fmt(e.spent)}` + (e.budget ? ` of ${fmt(e.budget)} (${(100 * e.spent / e.budget).toFixed(0)}%)` : "") + `; limit ${e.trial_limit} trials</p>`;
+    h += "<div>" + bar([[c.ok, "#4a7", "done"], [c.failed, "#c33", "failed"], [c.pending, "#fb3", "running or asked ahead"]], Math.max(1, e.trial_limit || 0, c.ok + c.failed + c.pending)) + `trials: done (green) / failed (red) / running or asked ahead (yellow) of ${e.trial_limit || "no limit"}</div>`;
     if (e.budget) h += "<div>" + bar([[e.spent, "#36c", "spent"]], e.budget) + `compute spent ${fmt(e.spent)} of the budget ${fmt(e.budget)}</div>`;
     h += plot(e);
     h += "<h3>trials in search coordinates (parallel coordinates)</h3>" + pcoords(e);
     const p = e.proposal;
-    h += "<h3>proposal for 10x the largest run</h3>" + (p.error ? `<p>${esc(p.error)}</p>` :
+    h += `<h3>proposal for ${p.target_is_set ? "the target" : "10x the largest run"}</h3>` + (p.error ? `<p>${esc(p.error)}</p>` :
       table(Object.entries(p.config).map(([k, v]) => ({param: k, value: v, low: (p.intervals[k] || [])[0], high: (p.intervals[k] || [])[1]})).concat([{param: "predicted loss", value: p.loss, low: p.loss_interval[0], high: p.loss_interval[1]}]), ["param", "value", "low", "high"]));
     if (!p.error && p.notes && p.notes.length) h += "<h3>warnings from the fit</h3><ul>" + p.notes.map(n => `<li class="note">${esc(n)}</li>`).join("") + "</ul>";
     if (!p.error && p.relations) h += "<h3>scaling relations (band: " + Math.round(100 * p.level) + "%; *: proposal)</h3><div>" + p.relations.map(relation).join("") + "</div>";

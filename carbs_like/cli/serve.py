@@ -6,7 +6,7 @@ A standard-library HTTP server (no framework, no external CDN) with two routes:
   seconds and draws, per experiment, the loss-vs-cost plot of every trial (SVG, hover shows the
   config) with the front, the trials running / done / failed, the compute spent against the
   budget (as bars), the trials in search coordinates (parallel coordinates, coloured by loss),
-  the scaling-law proposal for 10x the largest run with the fit's warnings, each scaling relation
+  the scaling-law proposal for the experiment's target (else 10x the largest run) with the fit's warnings, each scaling relation
   (its per-scale optima, fitted curve, band and proposal; "not determined" and clamped proposals
   said so), and a per-param importance. The page itself lives in :mod:`.page`;
 * ``/api/state``: that data as JSON (``{"format": "carbs_like.live", "version": 1, ...}``).
@@ -32,7 +32,7 @@ from ..scaling.curves import relation_curves
 from .experiment import EXPERIMENT_FILE, JOURNAL_FOLDER, TUNER_FILE, Experiment, UsageError, open_tuner
 from .export import trial_rows
 from .page import PAGE
-from .verify import demo_target
+from .verify import N_BOOTSTRAP, demo_target
 
 __all__ = ["LIVE_FORMAT", "Live", "experiment_folders", "importance", "make_server", "relations_json", "serve"]
 
@@ -103,7 +103,7 @@ def _softplus(x: float) -> float:
 class Live:
     """The state of the experiments under ``path``, re-read when their journals change."""
 
-    def __init__(self, path: Path, *, n_bootstrap: int = 8) -> None:
+    def __init__(self, path: Path, *, n_bootstrap: int = N_BOOTSTRAP) -> None:
         self.path = path
         self.n_bootstrap = n_bootstrap
         self._lock = threading.Lock()
@@ -148,30 +148,32 @@ class Live:
             "trial_limit": experiment.trials, "trials": rows,
             "front": [{"cost": float(c), "loss": float(v)} for c, v in zip(front["cost"], front["loss"])],
             "importance": importance(tuner.state_dict()["model"]["hyperparameters"], tuner.space),
-            "proposal": self._proposal(folder, tuner),
+            "proposal": self._proposal(folder, tuner, (experiment.settings or {}).get("target")),
         }
         self._cache[folder] = (stamp, data)
         return data
 
-    def _proposal(self, folder: Path, tuner: Any) -> dict[str, Any]:
-        """The scaling law's proposal for 10x the largest run, refitted when observations arrive."""
+    def _proposal(self, folder: Path, tuner: Any, target: Mapping[str, float] | None = None) -> dict[str, Any]:
+        """The scaling law's proposal for the experiment's target (else 10x the largest run),
+        refitted when observations arrive."""
         n = tuner.n_observations
         if folder in self._laws and self._laws[folder][0] == n:
             return self._laws[folder][1]
         try:
-            target = demo_target(tuner, factor=10.0)
+            target_is_set = bool(target)
+            target = dict(target) if target else demo_target(tuner, factor=10.0)
             law = tuner.scaling_law(n_bootstrap=self.n_bootstrap)
             pred = law.predict(target)
-            out = {"target": target, "config": pred.config, "loss": pred.loss, "loss_interval": list(pred.loss_interval),
+            out = {"target": target, "target_is_set": target_is_set, "config": pred.config, "loss": pred.loss, "loss_interval": list(pred.loss_interval),
                    "intervals": {k: list(v) for k, v in pred.intervals.items()}, "cost": pred.cost, "level": pred.level,
                    "notes": list(pred.notes), "relations": relations_json(law, target, level=pred.level)}
         except (ValueError, KeyError) as e:  # too few runs, or none on the scaling axes yet
-            out = {"error": f"no proposal yet: {e}"}
+            out = {"error": f"no proposal yet: {e}", "target_is_set": bool(target)}
         self._laws[folder] = (n, out)
         return out
 
 
-def make_server(path: Path, *, host: str = "127.0.0.1", port: int = 8080, n_bootstrap: int = 8) -> ThreadingHTTPServer:
+def make_server(path: Path, *, host: str = "127.0.0.1", port: int = 8080, n_bootstrap: int = N_BOOTSTRAP) -> ThreadingHTTPServer:
     """The server (not started: call ``serve_forever``); port 0 picks a free one."""
     live = Live(path, n_bootstrap=n_bootstrap)
 
