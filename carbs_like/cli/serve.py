@@ -6,9 +6,10 @@ A standard-library HTTP server (no framework, no external CDN) with two routes:
   seconds and draws, per experiment, the loss-vs-cost plot of every trial (SVG, hover shows the
   config) with the front, the trials running / done / failed, the compute spent against the
   budget (as bars), the trials in search coordinates (parallel coordinates, coloured by loss),
-  the scaling-law proposal for the experiment's target (else 10x the largest run) with the fit's warnings, each scaling relation
-  (its per-scale optima, fitted curve, band and proposal; "not determined" and clamped proposals
-  said so), and a per-param importance. The page itself lives in :mod:`.page`;
+  the scaling-law proposal for the experiment's target (else 10x the largest run) with the
+  fit's warnings, each scaling relation (its per-scale optima, fitted curve, band and proposal;
+  "not determined" and clamped proposals said so), and a per-param importance. The page itself
+  lives in :mod:`.page`;
 * ``/api/state``: that data as JSON (``{"format": "carbs_like.live", "version": 1, ...}``).
 
 The experiments are read with ``Tuner.read`` (the journal is never written, locked or cut), so the
@@ -159,16 +160,17 @@ class Live:
         n = tuner.n_observations
         if folder in self._laws and self._laws[folder][0] == n:
             return self._laws[folder][1]
+        target_is_set = bool(target)
         try:
-            target_is_set = bool(target)
             target = dict(target) if target else demo_target(tuner, factor=10.0)
             law = tuner.scaling_law(n_bootstrap=self.n_bootstrap)
             pred = law.predict(target)
-            out = {"target": target, "target_is_set": target_is_set, "config": pred.config, "loss": pred.loss, "loss_interval": list(pred.loss_interval),
+            out = {"target": target, "target_is_set": target_is_set, "config": pred.config, "loss": pred.loss,
+                   "loss_interval": list(pred.loss_interval),
                    "intervals": {k: list(v) for k, v in pred.intervals.items()}, "cost": pred.cost, "level": pred.level,
                    "notes": list(pred.notes), "relations": relations_json(law, target, level=pred.level)}
         except (ValueError, KeyError) as e:  # too few runs, or none on the scaling axes yet
-            out = {"error": f"no proposal yet: {e}", "target_is_set": bool(target)}
+            out = {"error": f"no proposal yet: {e}", "target_is_set": target_is_set}
         self._laws[folder] = (n, out)
         return out
 
