@@ -19,7 +19,7 @@ Peers, computed in the same run from the same training grids:
 
 Also: the coverage of the law's 90% lr / batch intervals and loss band (grid-best values) on the
 test grids, the lr interval's half-width as a factor (``lr x/÷``), the predicted loss's mean
-error against the grid's best, the median over test grids of the R^2 of ``law.predict_loss`` over
+error against the grid's best and its band's mean half-width (``loss ±``), the median over test grids of the R^2 of ``law.predict_loss`` over
 the grid's non-diverged cells, which estimator the cross-validation chose, the lr exponents
 (n_params, tokens) and the fit time. In (a) carry-over is 0 by construction (the nearest training
 grid is the test grid itself). Optionally (``--moe``)
@@ -111,7 +111,7 @@ def run_split(name: str, train, test, n_col: str) -> dict:
     grids_train = [(k, g) for k, g in train.groupby([n_col, "tokens"])]
     out = {m: [] for m in ("law", "carry-over", "refit", "argmin fit")}
     cover = {"lr": [], "batch_size": [], "loss": []}
-    widths, loss_err, r2 = [], [], []
+    widths, loss_err, loss_width, r2 = [], [], [], []
     for (n, d), grid in test.groupby([n_col, "tokens"]):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -135,12 +135,14 @@ def run_split(name: str, train, test, n_col: str) -> dict:
             y = ok["final_loss"].to_numpy()
             r2.append(1.0 - float(np.sum((y - what_if) ** 2)) / float(np.sum((y - y.mean()) ** 2)))
         loss_err.append(pred.loss / best.final_loss - 1)
+        loss_width.append((pred.loss_interval[1] - pred.loss_interval[0]) / (2 * pred.loss))
     est = sorted({getattr(r, "estimator", "surface") for r in law.relations.values()})
     return {"split": name, "grids": len(out["law"]), **{m: float(np.mean(v)) for m, v in out.items()},
             "cover lr": f"{sum(cover['lr'])}/{len(cover['lr'])}", "cover bs": f"{sum(cover['batch_size'])}/{len(cover['lr'])}",
             "cover loss": f"{sum(cover['loss'])}/{len(cover['lr'])}", "estimator": "+".join(est), "fit s": seconds,
             "lr x/÷": f"{math.sqrt(float(np.exp(np.mean(np.log(widths))))):.2f}",
             "loss err": f"{100 * float(np.mean(loss_err)):+.2f}%",
+            "loss ±": f"{100 * float(np.mean(loss_width)):.2f}%",
             "R2": f"{float(np.median(r2)):.2f}" if r2 else "-",
             "lr exps": tuple(round(v, 2) for v in law.relations["lr"].slopes)}
 
@@ -210,7 +212,7 @@ def synthetic(n: int, *, runs: int = 160) -> dict:
 
 def show(rows: list[dict]) -> None:
     cols = ["split", "grids", "law", "refit", "argmin fit", "carry-over", "cover lr", "cover bs", "cover loss",
-            "lr x/÷", "loss err", "R2", "estimator", "lr exps", "fit s"]
+            "lr x/÷", "loss err", "loss ±", "R2", "estimator", "lr exps", "fit s"]
     print(" | ".join(cols))
     for r in rows:
         cells = []

@@ -106,6 +106,22 @@ def test_predict_gives_intervals_that_cover_the_truth(other_law) -> None:
     assert wide[0] <= pred.intervals["lr"][0] and wide[1] >= pred.intervals["lr"][1]
 
 
+def test_the_loss_band_carries_the_error_measured_at_held_out_scales(other_law) -> None:
+    # Scattered runs (no sweep per scale): the model error comes from refitting without the
+    # largest runs, and grows in proportion to the distance beyond them.
+    law, _ = other_law
+    ll = law.loss_law
+    assert ll.model_std > 0 and ll.held_std > 0 and ll.held_distance > 0
+    center = np.asarray(ll.center)
+    step = np.ones_like(center) / np.sqrt(center.size)
+    near, far = center[None, :], (center + 4 * ll.held_distance * step)[None, :]
+    assert ll.model_error(near)[0] == pytest.approx(ll.model_std)
+    assert ll.model_error(far)[0] == pytest.approx(max(ll.model_std, 4 * ll.held_std))
+    (lo_n,), (hi_n,) = ll.band(near)
+    (lo_f,), (hi_f,) = ll.band(far)
+    assert (hi_f - lo_f) / ll(far)[0] > 3 * (hi_n - lo_n) / ll(near)[0]
+
+
 def test_propose_for_a_budget_spends_it(other_law) -> None:
     law, landscape = other_law
     budget = 1e21

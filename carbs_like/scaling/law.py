@@ -85,7 +85,7 @@ from ..trial import ObservedData
 from .budget import compute_optimal
 from .power_laws import CostLaw, LossLaw, design, fit_cost_law
 from .results import Evidence, Prediction, Relation
-from .select import choose_estimator
+from .select import choose_estimator, held_out_loss_error
 from .surface import Runs, fit_surface, n_coefficients
 from ..threads import limited_threads
 
@@ -374,6 +374,8 @@ def _fit(space: SearchSpace, data: ObservedData, *, n_bootstrap: int, seed: int)
     flat = fit.flat
     k = len(space.scaling)
     relations, chosen = _relations(space, data, runs, fit, relation_params, choice_sizes, seed)
+    groups = chosen.optima if chosen is not None and len(chosen.optima) > 2 + 2 * k else ()
+    held = held_out_loss_error(runs, axes=space.scaling, n_choices=choice_sizes, seed=seed, optima=groups)
     x_fit = runs.x.copy()  # the log scales as fitted: axes the runs barely vary held at their mean
     if flat.any():
         x_fit[:, flat] = x_fit[:, flat].mean(axis=0)
@@ -388,7 +390,8 @@ def _fit(space: SearchSpace, data: ObservedData, *, n_bootstrap: int, seed: int)
     evidence = Evidence(log_scales=runs.x, values=runs.T, excess=fit.excess, loss=runs.loss,
                         params=tuple(relation_params))
     return ScalingLaw(space=space, relations=relations, choices=choices, choice_scores=scores,
-                      loss_law=_with_model_error(fit.loss_law, chosen), cost_law=cost_law, evidence=evidence,
+                      loss_law=_with_model_error(fit.loss_law, fit, runs, x_fit, chosen, held),
+                      cost_law=cost_law, evidence=evidence,
                       held=tuple(float(m) if f else math.nan for m, f in zip(x_fit.mean(axis=0), flat)),
                       curvature_matrix=_curvature_matrix(fit))
 
@@ -401,17 +404,24 @@ def _curvature_matrix(fit) -> tuple[tuple[float, ...], ...]:
     return tuple(tuple(float(v) for v in row) for row in H)
 
 
-def _with_model_error(loss_law: LossLaw, chosen: Any) -> LossLaw:
-    """The loss law with its model error in log L: the larger of the RMS of the per-scale best
-    losses around it (inflated for the law's 2k + 1 coefficients) and its RMS error at held-out
-    scales (see select.py); none without groups of runs per scale."""
+def _with_model_error(loss_law: LossLaw, fit: Any, runs: Runs, x_fit: np.ndarray, chosen: Any,
+                      held: tuple[float, float] | None) -> LossLaw:
+    """The loss law with its model error in log L: within the runs' scales, the RMS of the
+    per-scale best losses around it (inflated for the law's 2k + 1 coefficients) with groups of
+    runs per scale, else the RMS of every run around the surface; beyond, the error measured at
+    held-out scales (see select.py), growing in proportion to the distance from the runs' centre."""
     n_coef = 1 + 2 * len(loss_law.axes)
-    if chosen is None or len(chosen.optima) <= n_coef + 1:
-        return loss_law
-    x = np.stack([o.x for o in chosen.optima])
-    r = np.log([o.best for o in chosen.optima]) - np.log(loss_law(x))
-    std = math.sqrt(float(np.sum(r**2)) / (len(r) - n_coef))
-    return dataclasses.replace(loss_law, model_std=max(std, chosen.loss_held_std))
+    if chosen is not None and len(chosen.optima) > n_coef + 1:
+        x = np.stack([o.x for o in chosen.optima])
+        r = np.log([o.best for o in chosen.optima]) - np.log(loss_law(x))
+        std = math.sqrt(float(np.sum(r**2)) / (len(r) - n_coef))
+    else:
+        r = np.log(runs.loss) - fit.surface.log_loss(fit.theta, x_fit, runs.T, runs.choice)[0]
+        std = float(np.sqrt(np.mean(r**2)))
+    if held is None:
+        return dataclasses.replace(loss_law, model_std=std)
+    return dataclasses.replace(loss_law, model_std=std, held_std=held[0], held_distance=held[1],
+                               center=tuple(float(v) for v in runs.x.mean(axis=0)))
 
 
 def _relations(space: SearchSpace, data: ObservedData, runs: Runs, fit, relation_params: list[str],

@@ -34,6 +34,11 @@ class LossLaw:
         n_points: points the law was fitted to.
         model_std: model error of log L (e.g. the spread of the measured best losses at the
             observed scales around the law), added to the band in quadrature.
+        held_std, held_distance, center: the law's RMS error in log L at held-out scales, which
+            lay ``held_distance`` (natural-log units) from the centre of the runs it was refitted
+            on; beyond that distance from ``center`` (the runs' mean log scales) the model error
+            grows in proportion to the distance, as the error of a fitted exponent does. The
+            band's model error at ``x`` is ``max(model_std, held_std * |x - center| / held_distance)``.
     """
 
     axes: tuple[str, ...]
@@ -43,6 +48,18 @@ class LossLaw:
     samples: tuple[tuple[float, ...], ...] = field(default=(), repr=False)
     n_points: int = 0
     model_std: float = 0.0
+    held_std: float = 0.0
+    held_distance: float = 0.0
+    center: tuple[float, ...] = ()
+
+    def model_error(self, log_scales: np.ndarray) -> np.ndarray:
+        """The model error of log L at `m x k` log scales; an `m` array (see the attributes)."""
+        x = np.atleast_2d(log_scales)
+        std = np.full(x.shape[0], self.model_std)
+        if self.held_std > 0 and self.held_distance > 0 and len(self.center) == x.shape[1]:
+            d = np.linalg.norm(x - np.asarray(self.center)[None, :], axis=1)
+            std = np.maximum(std, self.held_std * d / self.held_distance)
+        return std
 
     def __call__(self, log_scales: np.ndarray) -> np.ndarray:
         """Predicted loss at `m x k` log scales (natural log); an `m` array."""
@@ -62,9 +79,8 @@ class LossLaw:
             lo, hi = np.minimum(lo, mid), np.maximum(hi, mid)
         else:
             lo, hi = mid, mid
-        if self.model_std > 0:  # widen each side in log L, in quadrature with the bootstrap's spread
-            z = NormalDist().inv_cdf(0.5 + level / 2)
-            m = z * self.model_std
+        m = NormalDist().inv_cdf(0.5 + level / 2) * self.model_error(x)
+        if np.any(m > 0):  # widen each side in log L, in quadrature with the bootstrap's spread
             lo = mid * np.exp(-np.sqrt(np.log(mid / lo) ** 2 + m**2))
             hi = mid * np.exp(np.sqrt(np.log(hi / mid) ** 2 + m**2))
         return lo, hi

@@ -12,7 +12,8 @@ Neither is right everywhere, so the runs decide: the groups at the largest scale
 them, at least two) are held out, both estimators are refitted on the rest, and each proposes
 for the held-out scales; the one whose proposals lie lower in the held-out groups' own local
 valleys wins. With too few groups (runs scattered over many scales, as in a tuner's own search)
-the surface is used.
+the surface is used. :func:`held_out_loss_error` measures the loss law's error the same way, for
+both layouts.
 
 Everything here works on numpy arrays in the units of the laws; no param names.
 """
@@ -20,15 +21,16 @@ Everything here works on numpy arrays in the units of the laws; no param names.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from .optima import GroupOptimum, OptimaRelation, fit_through_optima, group_optima, local_excess
-from .surface import Runs, fit_surface
+from .surface import Runs, fit_surface, n_coefficients
 
-__all__ = ["Choice", "choose_estimator"]
+__all__ = ["Choice", "choose_estimator", "held_out_loss_error"]
 
 
 @dataclass(frozen=True)
@@ -43,8 +45,6 @@ class Choice:
         optima: the per-scale optima found (possibly empty).
         held_std: per estimator, `p` RMS errors of its proposals against the held-out groups'
             best runs (transformed units), when there was a comparison.
-        loss_held_std: RMS error in log L of the surface's loss law at the held-out groups'
-            best losses (0 without a comparison).
     """
 
     estimator: str
@@ -52,7 +52,6 @@ class Choice:
     scores: dict[str, float]
     optima: tuple[GroupOptimum, ...]
     held_std: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
-    loss_held_std: float = 0.0
 
 
 def _in_groups(x: np.ndarray, groups: Sequence[GroupOptimum]) -> np.ndarray:
@@ -93,9 +92,49 @@ def choose_estimator(runs: Runs, x_failed: np.ndarray, T_failed: np.ndarray, *, 
     t_best = np.stack([h.t_best for h in held])
     held_std = {"surface": np.sqrt(np.mean((t_surface - t_best) ** 2, axis=0)),
                 "optima": np.sqrt(np.mean((t_optima - t_best) ** 2, axis=0))}
-    loss_err = np.log([h.best for h in held]) - np.log(surf.loss_law(X_held))
-    loss_std = float(np.sqrt(np.mean(loss_err**2)))
     if scores["optima"] < scores["surface"]:
         return Choice("optima", tuple(fit_through_optima(optima, j) for j in range(p)), scores, tuple(optima),
-                      held_std, loss_std)
-    return Choice("surface", (), scores, tuple(optima), held_std, loss_std)
+                      held_std)
+    return Choice("surface", (), scores, tuple(optima), held_std)
+
+
+def held_out_loss_error(runs: Runs, *, axes: Sequence[str], n_choices: Sequence[int], seed: int,
+                        optima: Sequence[GroupOptimum] = ()) -> tuple[float, float] | None:
+    """How far the surface's loss law misses at scales it was not fitted on: ``(rms, distance)``.
+
+    The runs at the largest scales are held out in turn along each axis that varies and along
+    their sum of log scales (the top quarter, or the top level of a grid); the surface is refitted
+    on the rest and scored on them: the RMS error in log L of the held-out groups' best losses
+    when ``optima`` (groups of runs per scale) are given, else of every held-out run, times the
+    ratio of the kept runs' span to all the runs' span along the split (an error that comes from
+    fitted exponents falls as the span they are fitted on widens). Returned is the split with the
+    largest error per unit of distance, with the held-out points' mean distance (natural-log
+    scales) from the centre of the runs kept. None with too few runs to refit.
+    """
+    k, p = runs.x.shape[1], runs.T.shape[1]
+    keys = [runs.x.sum(axis=1)] + [runs.x[:, i] for i in range(k) if np.ptp(runs.x[:, i]) > np.log(1.5)]
+    best: tuple[float, float] | None = None
+    for key in keys:
+        out = key >= np.quantile(key, 0.75) - 1e-9
+        keep = ~out
+        if out.sum() < 4 or keep.sum() < 2 * n_coefficients(k, p, n_choices) or np.ptp(key[keep]) < 1e-9:
+            continue
+        sub = dataclasses.replace(runs, x=runs.x[keep], T=runs.T[keep], choice=runs.choice[keep],
+                                  loss=runs.loss[keep], log_cost=runs.log_cost[keep])
+        with warnings.catch_warnings():  # the refit's own warnings (narrow axes) are not the user's
+            warnings.simplefilter("ignore")
+            fit = fit_surface(sub, axes=axes, n_choices=n_choices, n_bootstrap=0, seed=seed)
+        held = [o for o in optima if _in_groups(runs.x[out], [o]).any()]
+        if held:
+            x = np.stack([o.x for o in held])
+            err = np.log([o.best for o in held]) - np.log(fit.loss_law(x))
+        else:
+            x = runs.x[out]
+            err = np.log(runs.loss[out]) - fit.surface.log_loss(fit.theta, x, runs.T[out], runs.choice[out])[0]
+        # The refit's exponents rest on the narrower span of the runs kept; the full fit's error
+        # at a distance shrinks with its wider span (the lever arm of a fitted slope).
+        rms = float(np.sqrt(np.mean(err**2))) * float(np.ptp(key[keep]) / np.ptp(key))
+        distance = float(np.mean(np.linalg.norm(x - runs.x[keep].mean(axis=0), axis=1)))
+        if np.isfinite(rms) and distance > 0 and (best is None or rms / distance > best[0] / best[1]):
+            best = (rms, distance)
+    return best
