@@ -6,6 +6,7 @@ trial, ``reuse_actors=True``) and prints, per setup:
 * the searcher's own time per ``suggest`` call (mean, median, p95, max), and per
   ``on_trial_complete`` — the time it takes from Tune's single-threaded loop;
 * how often ``suggest`` had nothing ready (returned None; Tune asks again on its next step);
+* the model asks made and how many were dropped unrun (asked ahead, then stale or unused);
 * trials per minute of wall time, and the mean number of trials running against the limit.
 
 Setups: Ray's own random search (Tune's overhead, the ceiling); the default background searcher;
@@ -15,6 +16,7 @@ whether the searcher keeps 16 slots busy, not the machine).
 
     python benchmarks/ray_searcher.py            # about 3-4 minutes on 2 busy cores
     python benchmarks/ray_searcher.py --trials 40 --quick
+    python benchmarks/ray_searcher.py --trials 40 --quick --sleep 5 --no-inline   # trials of 5 s
     python benchmarks/ray_searcher.py --only-16 --concurrent 32 --random   # many slots, against random
 """
 
@@ -111,6 +113,7 @@ def run(name, *, trials, concurrent, background, sleep, settings, steps=1):
     n_none = sum(o is None for o in outs)
     asks = searcher.__dict__.get("ask_s", [float("nan")])
     obs = searcher.tuner.observations()
+    dropped = searcher.tuner.state_dict()["next_id"] - len(obs)  # asked and forgotten (stale or unused)
     print(
         f"{name:<22} trials={len(obs):>3}  wall={wall:6.1f}s  trials/min={60 * len(obs) / wall:6.1f}  "
         f"running={occupancy.mean():4.1f}/{concurrent}\n"
@@ -119,7 +122,7 @@ def run(name, *, trials, concurrent, background, sleep, settings, steps=1):
         f"max={1e3 * s[-1]:8.2f}ms | on_trial_complete mean={1e3 * statistics.mean(c):5.2f}ms "
         f"max={1e3 * max(c):6.2f}ms | front gap={front_gap(obs, landscape):.3f}\n"
         f"{'':<22} model asks (off the driver loop unless inline): n={len(asks)} "
-        f"mean={statistics.mean(asks):.2f}s",
+        f"mean={statistics.mean(asks):.2f}s, {dropped} asks dropped unrun",
         flush=True,
     )
 
@@ -163,15 +166,19 @@ def main():
     parser.add_argument("--only-16", action="store_true", help="run only the many-slot setup")
     parser.add_argument("--concurrent", type=int, default=16, help="slots of the many-slot setup")
     parser.add_argument("--random", action="store_true", help="also Ray's random search in the many-slot setup")
+    parser.add_argument("--sleep", type=float, default=0.0,
+                        help="seconds per trial in the 2-slot setups (0: instant; then asks are the bottleneck)")
+    parser.add_argument("--no-inline", action="store_true", help="skip the inline 2-slot setup")
     args = parser.parse_args()
     settings = TunerSettings(n_init=10)  # default models, fewer space-filling trials
     ray.init(num_cpus=max(16, args.concurrent), include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         common = dict(trials=args.trials, settings=settings)
         if not args.only_16:
-            run_random(trials=args.trials)
-            run("background, 2 conc.", concurrent=2, background=True, sleep=0.0, **common)
-            run("inline, 2 conc.", concurrent=2, background=False, sleep=0.0, **common)
+            run_random(trials=args.trials, sleep=args.sleep)
+            run("background, 2 conc.", concurrent=2, background=True, sleep=args.sleep, **common)
+            if not args.no_inline:
+                run("inline, 2 conc.", concurrent=2, background=False, sleep=args.sleep, **common)
         if not args.quick:  # trials of ~4 s: is every slot kept busy?
             n = args.concurrent
             if args.random:
