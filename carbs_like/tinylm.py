@@ -13,6 +13,8 @@ from .testing.tinylm import (
     ray_trainable,
     search_space,
     train,
+    train_mup,
 )
 
-__all__ = ["Corpus", "ModelShape", "TinyLM", "load_corpus", "model_shape", "ray_trainable", "search_space", "train"]
+__all__ = ["Corpus", "ModelShape", "TinyLM", "load_corpus", "model_shape", "ray_trainable", "search_space", "train",
+           "train_mup"]

@@ -70,7 +70,7 @@ def _one_line_error(capsys) -> str:
 
 
 # ------------------------------------------------------------------------ search spaces -------
-@pytest.mark.parametrize("name", ["tiny_lm", "llm_pretrain", "vision_resnet", "rl_ppo"])
+@pytest.mark.parametrize("name", ["tiny_lm", "tiny_lm_mup", "llm_pretrain", "vision_resnet", "rl_ppo"])
 def test_search_space_files_load_with_scaling_axes_and_comments(name):
     file = REPO / "searchspaces" / f"{name}.toml"
     space = SearchSpace.from_file(file)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from carbs_like.space import SearchSpace
-from carbs_like.tinylm import TinyLM, load_corpus, model_shape, search_space, train
+from carbs_like.tinylm import ModelShape, TinyLM, load_corpus, model_shape, search_space, train, train_mup
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = {"n_params": 1e4, "tokens": 3e4, "lr": 3e-3, "batch_size": 8, "weight_decay": 0.1}
@@ -61,6 +61,24 @@ def test_same_seed_same_run_other_seed_other_run():
     c = train({**TINY, "tokens": 4000}, seed=4, threads=1)
     assert a["loss"] == b["loss"]
     assert c["loss"] != a["loss"]
+
+
+def test_mup_is_sp_at_its_base_width_and_rescales_wider_models():
+    base = {**TINY, "n_params": ModelShape(2, 32, 64).n_params, "tokens": 4000}
+    sp, mup = train(base, threads=1), train_mup(base, threads=1)
+    assert sp["d_model"] == 32 and mup["parametrization"] == "mup" and sp["parametrization"] == "sp"
+    assert mup["loss"] == sp["loss"]  # width multiplier 1: the same run
+    wide = {**base, "n_params": ModelShape(2, 64, 64).n_params}
+    assert train_mup(wide, threads=1)["loss"] != train(wide, threads=1)["loss"]
+    assert train_mup({**wide, "mup_base_width": 64}, threads=1)["loss"] == train(wide, threads=1)["loss"]
+    # The logits of the tied output layer shrink with the width multiplier.
+    shape = ModelShape(2, 64, 64)
+    a, b = TinyLM(shape), TinyLM(shape, width_mult=2.0)
+    b.load_state_dict(a.state_dict())
+    idx = torch.zeros(1, 4, dtype=torch.long)
+    assert torch.allclose(b(idx), a(idx) / 2)
+    with pytest.raises(ValueError, match="parametrization must be one of"):
+        train({**base, "parametrization": "ntk"})
 
 
 def test_missing_key_names_it():

@@ -13,7 +13,15 @@ The config a trial receives (see ``searchspaces/tiny_lm.toml``):
 * ``tokens``: training tokens, the data scaling axis (``steps = tokens / (batch_size * seq_len)``).
 * ``lr`` (peak, linear warmup then cosine decay to 10%), ``batch_size`` (sequences per step),
   ``weight_decay`` (AdamW, decoupled), optional ``warmup`` (fraction of steps, default 0.05) and
-  ``seq_len`` (default 64).
+  ``seq_len`` (default 64);
+* optional ``parametrization``: ``"sp"`` (standard, the default) or ``"mup"`` (the maximal update
+  parametrization for Adam, Yang et al. 2022, arXiv 2203.03466, Table 3), relative to the width
+  ``mup_base_width`` (default 32), where the two coincide. With ``m = d_model / mup_base_width``,
+  muP draws the hidden matrices (attention and MLP weights) with std ``0.02 / sqrt(m)`` and trains
+  them with lr ``lr / m``, and multiplies the tied output layer's logits by ``1 / m``; embeddings,
+  positions, biases and norms keep ``lr``. Heads keep 16 dims at every width, so the attention
+  scale does not change with width. Under muP the best lr should not move with width, under SP it
+  falls (``benchmarks/mup_exponent.py`` measures both). ``train_mup`` is ``train`` with muP.
 
 :func:`train` returns a plain dict: ``loss`` (validation cross-entropy in nats per byte), ``cost``
 (measured seconds x devices), ``flops`` (6 N D plus attention), ``n_params``, ``tokens``,
@@ -44,13 +52,15 @@ from torch import Tensor, nn
 if TYPE_CHECKING:
     from ..space import SearchSpace
 
-__all__ = ["Corpus", "ModelShape", "TinyLM", "load_corpus", "model_shape", "ray_trainable", "search_space", "train"]
+__all__ = ["Corpus", "ModelShape", "TinyLM", "load_corpus", "model_shape", "ray_trainable", "search_space", "train",
+           "train_mup"]
 
 VOCAB = 256
 _HEAD_DIM = 16
 _VAL_EVERY = 10  # every 10th file (sorted by name) is validation text
 _VAL_SEQUENCES = 128  # validation batch: fixed, evenly spaced windows of held-out text
 _DIVERGED_FACTOR = 1.5  # a training loss above 1.5 x log(256) counts as diverged
+PARAMETRIZATIONS = ("sp", "mup")
 
 
 # ---------------------------------------------------------------------------- corpus -----------
@@ -165,11 +175,14 @@ class TinyLM(nn.Module):
 
     Args:
         shape: the architecture.
+        width_mult: ``d_model / base width`` under muP (1.0: standard parametrization); scales the
+            hidden init and the logits (see the module docstring).
     """
 
-    def __init__(self, shape: ModelShape) -> None:
+    def __init__(self, shape: ModelShape, *, width_mult: float = 1.0) -> None:
         super().__init__()
         self.shape = shape
+        self.width_mult = width_mult
         d = shape.d_model
         self.embed = nn.Embedding(VOCAB, d)
         self.pos = nn.Parameter(torch.zeros(shape.seq_len, d))
@@ -186,6 +199,8 @@ class TinyLM(nn.Module):
             if p.dim() < 2 or name == "pos":
                 continue
             std = 0.02 / math.sqrt(2 * self.shape.n_layers) if name.endswith(("out.weight", "proj.weight")) else 0.02
+            if name.startswith("blocks."):  # hidden matrices: std ~ 1/sqrt(fan_in) under muP
+                std /= math.sqrt(self.width_mult)
             with torch.no_grad():
                 p.copy_(torch.randn(p.shape, generator=generator) * std)
 
@@ -194,7 +209,7 @@ class TinyLM(nn.Module):
         x = self.embed(idx) + self.pos[: idx.shape[1]]
         for block in self.blocks:
             x = block(x)
-        return self.ln(x) @ self.embed.weight.T
+        return (self.ln(x) @ self.embed.weight.T) / self.width_mult
 
 
 # ---------------------------------------------------------------------------- training ---------
@@ -230,8 +245,9 @@ def train(config: Mapping[str, Any], *, seed: int = 0, device: str | torch.devic
 
     Args:
         config: ``n_params``, ``tokens``, ``lr``, ``batch_size``, ``weight_decay``; optional
-            ``n_layers`` (2), ``seq_len`` (64), ``warmup`` (0.05), ``seed`` (overrides the
-            ``seed`` argument). Other keys are ignored.
+            ``n_layers`` (2), ``seq_len`` (64), ``warmup`` (0.05), ``parametrization`` (``"sp"``
+            or ``"mup"``), ``mup_base_width`` (32), ``seed`` (overrides the ``seed``
+            argument). Other keys are ignored.
         seed: seeds this run's own generators (weights, batch order); global RNG is untouched.
         device: torch device; default CUDA when available, else CPU.
         threads: CPU threads for torch (``torch.set_num_threads``); default the
@@ -254,8 +270,15 @@ def train(config: Mapping[str, Any], *, seed: int = 0, device: str | torch.devic
     batch_size = int(config["batch_size"])
     if not (lr > 0 and wd >= 0 and batch_size >= 1 and float(config["tokens"]) > 0):
         raise ValueError(f"tiny LM config needs lr > 0, weight_decay >= 0, batch_size >= 1, tokens > 0: {dict(config)}")
+    parametrization = str(config.get("parametrization", "sp"))
+    if parametrization not in PARAMETRIZATIONS:
+        raise ValueError(f"tiny LM config: parametrization must be one of {PARAMETRIZATIONS}, got {parametrization!r}")
+    base_width = float(config.get("mup_base_width", 32))
+    if not base_width > 0:
+        raise ValueError(f"tiny LM config: mup_base_width must be positive, got {base_width!r}")
     shape = model_shape(float(config["n_params"]), n_layers=int(config.get("n_layers", 2)),
                         seq_len=int(config.get("seq_len", 64)))
+    width_mult = shape.d_model / base_width if parametrization == "mup" else 1.0
     steps = max(1, round(float(config["tokens"]) / (batch_size * shape.seq_len)))
     warmup = max(1, round(float(config.get("warmup", 0.05)) * steps))
 
@@ -267,21 +290,21 @@ def train(config: Mapping[str, Any], *, seed: int = 0, device: str | torch.devic
     gen = torch.Generator().manual_seed(int(config.get("seed", seed)))
 
     start = time.perf_counter()
-    model = TinyLM(shape)
+    model = TinyLM(shape, width_mult=width_mult)
     model.init_weights(gen)
     model.to(dev)
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and n != "pos"]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2 or n == "pos"]
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=lr, betas=(0.9, 0.95),
-    )
+    params = list(model.named_parameters())
+    hidden = [p for n, p in params if p.dim() >= 2 and n.startswith("blocks.")]
+    embed = [p for n, p in params if p.dim() >= 2 and not n.startswith("blocks.") and n != "pos"]
+    no_decay = [p for n, p in params if p.dim() < 2 or n == "pos"]
+    groups = [(hidden, lr / width_mult, wd), (embed, lr, wd), (no_decay, lr, 0.0)]  # (params, peak lr, decay)
+    opt = torch.optim.AdamW([{"params": g, "weight_decay": d} for g, _, d in groups], lr=lr, betas=(0.9, 0.95))
     n_windows = len(corpus.train) - shape.seq_len - 1
     train_loss, failed, done = math.nan, False, 0
     model.train()
     for step in range(steps):
-        for group in opt.param_groups:
-            group["lr"] = lr * _lr_factor(step, steps, warmup)
+        for group, (_, peak, _) in zip(opt.param_groups, groups):
+            group["lr"] = peak * _lr_factor(step, steps, warmup)
         starts = torch.randint(0, n_windows, (batch_size,), generator=gen)
         x, y = _batch(corpus.train, starts, shape.seq_len, dev)
         loss = nn.functional.cross_entropy(model(x).reshape(-1, VOCAB), y.reshape(-1))
@@ -313,8 +336,15 @@ def train(config: Mapping[str, Any], *, seed: int = 0, device: str | torch.devic
         "train_loss": train_loss,
         "seconds": seconds,
         "device": dev.type,
+        "parametrization": parametrization,
         "failed": failed,
     }
+
+
+def train_mup(config: Mapping[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """:func:`train` under muP (``parametrization="mup"``), for trainable specs such as
+    ``carbs_like.tinylm:train_mup``."""
+    return train({**config, "parametrization": "mup"}, **kwargs)
 
 
 def search_space() -> "SearchSpace":
