@@ -46,8 +46,9 @@ side of the real, lopsided valley.
 
 Intervals include model error: for the optima, the leave-one-scale-out and held-out-scale error
 of the law against each group's best run; for the surface where groups exist, its held-out-scale
-error; the loss band adds the spread of the groups' best losses around the loss law and its
-held-out-scale error. A relation whose bootstrap refits disagree, within the observed scales,
+error. The loss band adds, within the runs' scales, the spread of the groups' best losses (or
+of every run, when the runs are scattered) around the loss law, and beyond them its error at
+held-out scales, growing in proportion to the distance (``select.held_out_loss_error``). A relation whose bootstrap refits disagree, within the observed scales,
 by more than the range of values the runs tried is not determined by the runs: it is held
 constant (at its value at the runs' mean scale) and says so in ``predict().notes``.
 
