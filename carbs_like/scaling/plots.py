@@ -104,9 +104,6 @@ def plot_relations(law: "ScalingLaw", *, target: Mapping[str, float] | None = No
             if c.clamped.any():  # the relation leaves the param's bounds: drawn clamped, and said so
                 ax.plot(c.x[c.clamped], c.curve[c.clamped], color=_CLAMP, lw=2.4,
                         label="clamped to the param's bound")
-            if not c.determined:
-                ax.text(0.03, 0.04, "the runs do not determine how it moves\nwith scale: held constant", transform=ax.transAxes,
-                        fontsize=7, color="0.25", va="bottom")
             scatter = ax.scatter(c.points_x, c.points_y, c=100 * c.points_excess,
                                  cmap=cmap, vmin=0, vmax=100 * near, s=16, edgecolor="k", linewidth=0.3,
                                  zorder=3, label=f"runs within {100 * near:.2g}% of optimum")
@@ -119,6 +116,13 @@ def plot_relations(law: "ScalingLaw", *, target: Mapping[str, float] | None = No
             if c.transform == "log":
                 ax.set_yscale("log")
                 _tidy_log_axis(ax.yaxis, plain=True)
+            if not c.determined:  # the note goes to the half of the panel the held-constant line leaves free
+                ax.autoscale_view()
+                lo, hi = (ax.transScale + ax.transLimits).transform([(c.x[0], float(c.curve.min())), (c.x[0], float(c.curve.max()))])[:, 1]
+                top = (lo + hi) / 2 < 0.5
+                ax.text(0.03, 0.96 if top else 0.04, "the runs do not determine how it moves\nwith scale: held constant",
+                        transform=ax.transAxes, fontsize=7, color="0.25", va="top" if top else "bottom",
+                        bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 1.5}, zorder=5)
             ax.set_title("exponent not determined by the runs" if not c.determined
                          else f"exponent {c.slope:+.3f} ± {c.slope_std:.3f}", fontsize=9)
             ax.set_xlabel(axis)
