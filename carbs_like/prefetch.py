@@ -11,7 +11,10 @@ thread that:
 3. re-optimises the hyperparameters when the observations call for it (``Tuner.needs_refit``),
    *outside* the tuner's lock, at most a third of the thread's time, so asks keep up with fast
    trials; new results still enter the GPs exactly in between;
-4. re-asks the ready trials that the newest results made stale.
+4. re-asks a ready trial once the observations have grown since it was asked by the tuner's
+   ``refit_growth`` (10 % by default; at least one more): one more result among many moves the
+   posterior little, and with slow trials every result would otherwise cost one ask of CPU that
+   the trainers share (the demo asked 109 trials for 60 runs that way).
 
 So :meth:`take` only pops a trial (microseconds), or returns None while none is ready. With
 ``background=False`` everything happens inline instead (deterministic, slow: tests, debugging).
@@ -21,6 +24,7 @@ No Ray import: :class:`carbs_like.ray.CarbsSearcher` and the CLI's local backend
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import threading
@@ -33,9 +37,13 @@ from typing import Any
 from .trial import Observation, Trial
 from .tuner import Tuner
 
-__all__ = ["Prefetcher"]
+__all__ = ["Prefetcher", "is_stale"]
 
 logger = logging.getLogger(__name__)
+
+# The worker threads alive, and the flag that ends them at interpreter exit (see _stop_workers).
+_WORKERS: "weakref.WeakSet[threading.Thread]" = weakref.WeakSet()
+_STOPPING = threading.Event()
 
 # Wait this many times the last refit's duration before the next one: refits take at most a third
 # of the worker's time, the rest goes to asks.
@@ -187,10 +195,11 @@ class Prefetcher:
         if not self.background:
             return
         if self._worker is None or not self._worker.is_alive():
-            if self._error is not None:
+            if self._error is not None or _STOPPING.is_set():
                 return
             self._worker = threading.Thread(target=_worker_main, args=(weakref.ref(self),),
                                             name="carbs_like-prefetch", daemon=True)
+            _WORKERS.add(self._worker)
             self._worker.start()
         self._wake.set()
 
@@ -204,8 +213,8 @@ class Prefetcher:
 
         In order: tell what arrived; ask a trial ahead if fewer than the target are ready; refit
         the GP hyperparameters when new observations call for it, outside the tuner lock; re-ask
-        a ready trial that is older than the newest observations. Inline (no background) it only
-        tells and asks, refitting the usual way inside the ask.
+        a ready trial the observations have outgrown (:func:`is_stale`). Inline (no background)
+        it only tells and asks, refitting the usual way inside the ask.
         """
         if not self.background:
             with self._tuner_lock:
@@ -284,11 +293,11 @@ class Prefetcher:
             self._tuner_lock.release()
 
     def _stale_ready(self) -> Trial | None:
-        """A ready trial asked before the newest observations arrived (not a space-filling one)."""
-        n = self._tuner.n_observations
+        """A ready trial the observations have outgrown (see :func:`is_stale`; not a space-filling one)."""
+        n, growth = self._tuner.n_observations, self._tuner.settings.refit_growth
         with self._book_lock:
             for trial in self._ready:
-                if self._asked_at.get(trial.id, n) < n and trial.metadata.get("source") != "sobol":
+                if is_stale(self._asked_at.get(trial.id, n), n, growth) and trial.metadata.get("source") != "sobol":
                     return trial
         return None
 
@@ -317,9 +326,15 @@ class Prefetcher:
                 self._on_add(tag, obs.trial_id)
 
 
+def is_stale(asked_with: int, observations: int, growth: float) -> bool:
+    """Whether a trial asked with ``asked_with`` observations is worth asking again now that there
+    are ``observations``: they have grown by the factor ``growth``, and by at least one."""
+    return observations - asked_with >= max(1.0, (growth - 1.0) * asked_with) - 1e-9
+
+
 def _worker_main(ref: "weakref.ReferenceType[Prefetcher]") -> None:
     """The background thread: works while there is work, sleeps until woken, ends with its prefetcher."""
-    while True:
+    while not _STOPPING.is_set():
         engine = ref()
         if engine is None:
             return
@@ -334,3 +349,13 @@ def _worker_main(ref: "weakref.ReferenceType[Prefetcher]") -> None:
         del engine
         if not busy:
             wake.wait(timeout=1.0)
+
+
+@atexit.register
+def _stop_workers() -> None:
+    """At interpreter exit, let each worker finish the step it is in and end. Python kills daemon
+    threads after the exit handlers, and one killed inside torch's C++ code aborts the process
+    (exit status 134 after a run that succeeded)."""
+    _STOPPING.set()
+    for worker in list(_WORKERS):
+        worker.join(timeout=60)

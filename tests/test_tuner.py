@@ -324,3 +324,43 @@ def test_ask_finds_weight_decay_zero_when_the_loss_grows_with_it():
         tuner.tell(trial, loss=3.0 + 1e3 / n**0.5 + 0.3 * math.log1p(wd / 1e-4), cost=6 * n * 1e6)
     assert 0.0 in asked
     assert (tuner.pareto_front()["weight_decay"] == 0.0).any()
+
+
+def test_a_ready_trial_is_asked_again_only_once_the_observations_have_grown():
+    from carbs_like.prefetch import is_stale
+
+    assert not is_stale(10, 10, 1.1)
+    assert is_stale(10, 11, 1.1)  # few observations: one more result is news
+    assert not is_stale(60, 61, 1.1) and not is_stale(60, 65, 1.1)  # one of sixty is not
+    assert is_stale(60, 66, 1.1)
+    assert is_stale(60, 61, 1.0)  # refit_growth 1.0: every result
+
+
+def test_a_script_that_ends_while_the_ask_ahead_thread_works_exits_cleanly(tmp_path):
+    # Python kills daemon threads at exit; one killed inside torch aborts the process (status 134).
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import time
+        import numpy as np
+        from carbs_like import Tuner
+        from carbs_like.prefetch import Prefetcher
+        from carbs_like.testing import LLMLandscape
+
+        land = LLMLandscape()
+        tuner = Tuner(land.space(), seed=0)
+        rng = np.random.default_rng(0)
+        for config in land.space().to_configs(land.space().sobol(24, seed=0)):
+            loss, cost, failed = land.evaluate(config, rng=rng)
+            tuner.add(config, loss=loss, cost=cost, failed=failed)
+        engine = Prefetcher(tuner, target=8)
+        engine.wake()
+        time.sleep(1.5)  # the worker is fitting or asking now
+        print("exiting", flush=True)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False,
+                          cwd=tmp_path)
+    assert "exiting" in done.stdout
+    assert done.returncode == 0, done.stderr[-2000:]
