@@ -25,7 +25,10 @@ With ``--seeds N`` every landscape is tuned with N seeds and a last table gives 
 worst regret of each method over all of them (one tuning run is a noisy sample: the fit's answer
 can flip between local optima when a few runs change).
 
-Run:  python benchmarks/scaling_law.py [--trials 120] [--random 1 2] [--seeds 1] [--plots DIR] [--data DIR]
+With ``--target`` the tuner is told the target (``Tuner(..., target=...)``), for target-aware search;
+``--skip-real`` skips the MoE sweeps.
+
+Run:  python benchmarks/scaling_law.py [--trials 120] [--random 1 2] [--seeds 1] [--target] [--plots DIR] [--data DIR]
 """
 
 from __future__ import annotations
@@ -39,13 +42,14 @@ from pathlib import Path
 import numpy as np
 
 from carbs_like.testing import LLMLandscape
+from carbs_like.testing.landscapes import front_gap
 from carbs_like.tuner import Tuner
 
 TARGET = {"n_params": 1e9, "tokens": 2e10}
 
 
-def tune(landscape: LLMLandscape, *, trials: int, seed: int) -> tuple[Tuner, float]:
-    tuner = Tuner(landscape.space(), seed=seed)
+def tune(landscape: LLMLandscape, *, trials: int, seed: int, target: dict | None = None) -> tuple[Tuner, float]:
+    tuner = Tuner(landscape.space(), seed=seed, target=target)
     rng = np.random.default_rng([seed, 7])
     start = time.perf_counter()
     for _ in range(trials):
@@ -108,8 +112,9 @@ def compute_optimal_loss(landscape: LLMLandscape, cost: float) -> float:
     return float(np.min(landscape.optimal_loss(N, cost / (6 * N))))
 
 
-def run(name: str, landscape: LLMLandscape, *, trials: int, seed: int, plots: Path | None) -> dict:
-    tuner, tune_s = tune(landscape, trials=trials, seed=seed)
+def run(name: str, landscape: LLMLandscape, *, trials: int, seed: int, plots: Path | None,
+        target: bool = False) -> dict:
+    tuner, tune_s = tune(landscape, trials=trials, seed=seed, target=TARGET if target else None)
     start = time.perf_counter()
     law = tuner.scaling_law()
     fit_s = time.perf_counter() - start
@@ -126,6 +131,7 @@ def run(name: str, landscape: LLMLandscape, *, trials: int, seed: int, plots: Pa
         "loss_pred": pred.loss,
         "loss_band": pred.loss_interval,
         "loss_true": float(landscape.optimal_loss(**TARGET)),
+        "front_gap": front_gap(tuner.observations(), landscape),
     }
     opt = landscape.optimal_config(**TARGET)
     out["lr_ratio"] = pred.config["lr"] / opt["lr"]
@@ -214,11 +220,15 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--random", type=int, nargs="*", default=[1, 2], help="seeds of LLMLandscape.random")
     ap.add_argument("--seeds", type=int, default=1, help="tuning seeds per landscape (from --seed on)")
+    ap.add_argument("--target", action="store_true", help="tell the tuner the target (n_params=1e9, tokens=2e10)")
+    ap.add_argument("--skip-real", action="store_true", help="skip the real MoE sweeps")
     ap.add_argument("--plots", type=Path, default=None, help="save the law's plots (PNG) here")
     ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[1] / "tests" / "data", help="folder of the public data")
     args = ap.parse_args()
 
-    if (args.data / "steplaw_moe_sweep.csv").is_file():
+    if args.skip_real:
+        pass
+    elif (args.data / "steplaw_moe_sweep.csv").is_file():
         step_law_sweeps(args.data)
     else:
         print(f"(no {args.data / 'steplaw_moe_sweep.csv'}: skipping the real-data check)")
@@ -228,10 +238,11 @@ def main() -> None:
     for seed, (name, landscape) in itertools.product(range(args.seed, args.seed + args.seeds), landscapes):
         if args.seeds > 1:
             name = f"{name}/{seed}"
-        r = run(name, landscape, trials=args.trials, seed=seed, plots=args.plots)
+        r = run(name, landscape, trials=args.trials, seed=seed, plots=args.plots, target=args.target)
         results.append(r)
         print(f"{name}: tuned {args.trials} trials in {r['tune_s']:.0f} s, fitted the law in {r['fit_s']:.1f} s; "
-              f"regret: law {pct(r['law'])}, carry-over {pct(r['carry_over'])}, Step Law {pct(r['step_law'])}",
+              f"regret: law {pct(r['law'])}, carry-over {pct(r['carry_over'])}, Step Law {pct(r['step_law'])}; "
+              f"front gap {r['front_gap']:.4f}",
               flush=True)
 
     print(f"\nRegret at n_params=1e9, tokens=2e10 ({args.trials} trials with n_params <= 3e7; target <= 0.2%)")

@@ -27,6 +27,11 @@ class TunerSettings:
             target is then the scale, grown evenly along every scaling axis from the largest run,
             that the cost model predicts to cost this much.
         target_share: share of the asks that serve the target, when there is one.
+        target_design: how a target ask values a run: ``"law"``, by the expected reduction of
+            the regret of the scaling law's proposal at the target (its response surface, see
+            :mod:`carbs_like.scaling.design`; the GP's ``"gp"`` while the runs are too few for
+            the surface), or ``"gp"``, by the loss GP's variance reduction at the near-optimal
+            configs and the regression's at the target scale (:mod:`carbs_like.target`).
         max_suggestion_cost: never suggest a config whose predicted cost exceeds this.
         rerun_probability: chance that an ask re-runs a front point, when the loss GP's fitted
             noise says a rerun is informative (never on a deterministic objective).
@@ -49,6 +54,7 @@ class TunerSettings:
     target: dict[str, float] | None = None
     target_cost: float | None = None
     target_share: float = 0.5
+    target_design: str = "law"
     max_suggestion_cost: float | None = None
     rerun_probability: float = 0.05
     max_repeats: int = 2
@@ -80,6 +86,7 @@ class TunerSettings:
         if self.target is not None and self.target_cost is not None:
             raise ValueError("TunerSettings: give target or target_cost, not both")
         check("target_share", 0.0 <= self.target_share <= 1.0, "in [0, 1]")
+        check("target_design", self.target_design in ("law", "gp"), '"law" or "gp"')
         check("rerun_probability", 0.0 <= self.rerun_probability <= 1.0, "in [0, 1]")
         check("max_repeats", isinstance(self.max_repeats, int) and self.max_repeats >= 1, "an int >= 1")
         check("refit_growth", self.refit_growth >= 1.0, ">= 1")

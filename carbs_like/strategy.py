@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from .acquisition import Geometry, NumericalFault, rerun_informative, rerun_options, suggest
+from .scaling.design import missing_scales, target_gain
 from .settings import TunerSettings
 from .space import SearchSpace
 from .surrogate import Surrogate
@@ -145,7 +146,9 @@ def next_config(
                   pool=pool)
     try:
         if turn == "target":
-            sug = target_suggest(surrogate, data, X_pending, target=target, **common)
+            gain = target_gain(space, data, X_pending, target, seed=seed) if settings.target_design == "law" else None
+            sug = target_suggest(surrogate, data, X_pending, target=target, gain=gain,
+                                 new_scale=missing_scales(space, data) > 0, **common)
         else:
             sug = suggest(surrogate, data, X_pending, best_loss_only=turn == "best_loss", **common)
     except NumericalFault as e:

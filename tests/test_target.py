@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import warnings
 
 import numpy as np
@@ -80,3 +81,61 @@ def test_the_cli_target_is_checked_against_the_scaling_axes():
         parse_target(space, "n_params:7e9")
     with pytest.raises(UsageError, match="not scaling axes"):
         parse_target(space, "lr=1e-3")
+
+
+def _bowl_tuner() -> Tuner:
+    """A tuner told runs of a known bowl: lr* = 1e-3 (N / 1e8)^-0.5, the loss 10% higher per
+    squared e-fold of lr away from it, at three sizes and two token counts each (10 N and 40 N)
+    and seven lrs at each."""
+    from carbs_like import LogParam, SearchSpace
+
+    space = SearchSpace([LogParam("n_params", min=1e7, max=1e10), LogParam("tokens", min=1e8, max=1e12),
+                         LogParam("lr", min=1e-5, max=1e-1)], scaling=["n_params", "tokens"])
+    tuner = Tuner(space, seed=0)
+    for n, r in itertools.product((3e7, 1e8, 3e8), (10, 40)):
+        best = 1e-3 * (n / 1e8) ** -0.5
+        for f in (1 / 8, 1 / 4, 1 / 2, 1, 2, 4, 8):
+            loss = (2.0 + 30.0 / n**0.2 + 30.0 / (r * n) ** 0.2) * (1.0 + 0.1 * np.log(f) ** 2)
+            tuner.add({"n_params": n, "tokens": r * n, "lr": best * f}, loss=loss, cost=6 * n * r * n)
+    return tuner
+
+
+def test_the_law_values_runs_beside_the_optimum_and_near_the_target_scale_most():
+    from carbs_like.scaling.design import target_gain
+
+    tuner = _bowl_tuner()
+    space, data = tuner.space, tuner.observed_data()
+    target = space.scaling_coordinates({"n_params": 3e9, "tokens": 6e10})
+    gain = target_gain(space, data, torch.empty(0, space.dim, dtype=torch.float64), target)
+    assert gain is not None
+
+    def at(n: float, f: float) -> float:
+        X = space.to_search([{"n_params": n, "tokens": 20 * n, "lr": 1e-3 * (n / 1e8) ** -0.5 * f}])
+        return float(gain(X)[0])
+
+    # At the optimum a run barely moves the fitted optimum; a step to either side does.
+    assert at(3e8, 1.0) < 0.2 * min(at(3e8, 1 / 3), at(3e8, 3.0))
+    # The same run teaches the extrapolation more at the largest size than at the smallest.
+    assert at(3e8, 3.0) > 2 * at(3e7, 3.0)
+    # Pending runs are information already: with four such runs pending, one more is worth less.
+    X = space.to_search([{"n_params": 3e8, "tokens": 6e9, "lr": 1e-3 * 3**-0.5 * 3}])
+    again = target_gain(space, data, X.repeat(4, 1), target)
+    assert float(again(X)[0]) < 0.6 * float(gain(X)[0])
+
+
+def test_the_law_design_waits_for_enough_runs_and_target_asks_say_which_criterion_chose():
+    from carbs_like.scaling.design import target_gain
+
+    tuner = _bowl_tuner()
+    few = tuner.observed_data()
+    few = type(few)(X=few.X[:5], loss=few.loss[:5], cost=few.cost[:5], failed=few.failed[:5])
+    target = tuner.space.scaling_coordinates({"n_params": 3e9, "tokens": 6e10})
+    assert target_gain(tuner.space, few, torch.empty(0, tuner.space.dim, dtype=torch.float64), target) is None
+    tuner = Tuner(tuner.space, seed=0, settings=TunerSettings(**QUICK, target_share=1.0),
+                  target={"n_params": 3e9, "tokens": 6e10})
+    for t in _bowl_tuner().observed:
+        tuner.add(t.config, loss=t.loss, cost=t.cost)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trial = tuner.ask()
+    assert trial.metadata["acquisition"] == "target_law"

@@ -86,6 +86,7 @@ from ..trial import ObservedData
 from .budget import compute_optimal
 from .power_laws import CostLaw, LossLaw, design, fit_cost_law
 from .results import Evidence, Prediction, Relation
+from .design import encode
 from .select import choose_estimator, held_out_loss_error
 from .surface import Runs, fit_surface, n_coefficients
 from ..threads import limited_threads
@@ -340,15 +341,10 @@ def _runs(space: SearchSpace, data: ObservedData) -> tuple[Runs, list[str], list
     """Successful runs in the units of the laws, the names of the relation params and of the
     ChoiceParams."""
     ok = data.ok & torch.isfinite(data.loss)
-    X = data.X[ok]
     relation_params = [p.name for p in space.params if not isinstance(p, ChoiceParam) and p.name not in space.scaling]
     choice_params = [p.name for p in space.params if isinstance(p, ChoiceParam)]
-    T = np.stack([space.transformed(X, n) for n in relation_params], axis=-1) \
-        if relation_params else np.zeros((X.shape[0], 0))
-    C = np.stack([space.choice_index(X, n) for n in choice_params], axis=-1) \
-        if choice_params else np.zeros((X.shape[0], 0), dtype=int)
-    runs = Runs(x=space.log_scales(X), T=T, choice=C, loss=data.loss[ok].numpy(),
-                log_cost=torch.log(data.cost[ok]).numpy())
+    x, T, C = encode(space, data.X[ok])
+    runs = Runs(x=x, T=T, choice=C, loss=data.loss[ok].numpy(), log_cost=torch.log(data.cost[ok]).numpy())
     return runs, relation_params, choice_params
 
 

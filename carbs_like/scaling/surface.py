@@ -29,7 +29,8 @@ import numpy as np
 
 from .power_laws import LossLaw, fit_loss_law, loss_law_value
 
-__all__ = ["Runs", "Surface", "SurfaceFit", "drop_runaway_refits", "fit_surface", "n_coefficients"]
+__all__ = ["Runs", "Surface", "SurfaceFit", "drop_runaway_refits", "fit_surface", "information_rows", "n_coefficients",
+           "prior_information"]
 
 
 @dataclass(frozen=True)
@@ -194,9 +195,37 @@ def _bowl_bounds(bowl: Surface, loss: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return lo, hi
 
 
+# The fit's robust scale (log loss), its second pass's focus on near-optimal runs (excess q) and
+# the widths of its priors on the optimum and its slope (standardised units); see _fit_bowl.
+F_SCALE, FOCUS, CENTER_PRIOR, SLOPE_PRIOR = 0.01, 0.005, 3.0, 10.0
+
+
+def _prior_scale(bowl: Surface, f_scale: float, center_prior: float, slope_prior: float) -> np.ndarray:
+    return np.concatenate([np.full(bowl.sizes[1], f_scale / center_prior),
+                           np.full(bowl.sizes[2], f_scale / slope_prior)])
+
+
+def prior_information(bowl: Surface, n_theta: int) -> np.ndarray:
+    """``P'P`` of the fit's prior residuals (on the optimum and its slopes), `n_theta` square."""
+    a_start = bowl.sizes[0]
+    scale = _prior_scale(bowl, F_SCALE, CENTER_PRIOR, SLOPE_PRIOR)
+    out = np.zeros((n_theta, n_theta))
+    idx = a_start + np.arange(scale.size)
+    out[idx, idx] = scale**2
+    return out
+
+
+def information_rows(bowl: Surface, theta: np.ndarray, x: np.ndarray, T: np.ndarray,
+                     choice: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The Jacobian of the log loss by ``theta`` at `n` runs (unweighted), the weights the fit's
+    second pass gives them (``1 / sqrt(1 + q / FOCUS)``) and their predicted log losses."""
+    pred, q = bowl.log_loss(theta, x, T, choice)
+    return bowl.jacobian(theta, x, T, choice), 1.0 / np.sqrt(1.0 + q / FOCUS), pred
+
+
 def _fit_bowl(bowl: Surface, runs: Runs, theta0: np.ndarray, *, rows: np.ndarray | None = None,
-              focus: float = 0.005, f_scale: float = 0.01, center_prior: float = 3.0,
-              slope_prior: float = 10.0) -> np.ndarray:
+              focus: float = FOCUS, f_scale: float = F_SCALE, center_prior: float = CENTER_PRIOR,
+              slope_prior: float = SLOPE_PRIOR) -> np.ndarray:
     """Robust least squares of the log loss; a second pass weights runs near their optimum
     (excess ``q`` below ``focus``) most, as the quadratic bowl is a local description.
 
@@ -219,8 +248,7 @@ def _fit_bowl(bowl: Surface, runs: Runs, theta0: np.ndarray, *, rows: np.ndarray
     # Prior residuals f_scale * a / center_prior and f_scale * B / slope_prior (a, B standardised).
     a_start = bowl.sizes[0]
     n_prior = bowl.sizes[1] + bowl.sizes[2]
-    prior_scale = np.concatenate([np.full(bowl.sizes[1], f_scale / center_prior),
-                                  np.full(bowl.sizes[2], f_scale / slope_prior)])
+    prior_scale = _prior_scale(bowl, f_scale, center_prior, slope_prior)
     prior_jac = np.zeros((n_prior, theta.size))
     prior_jac[np.arange(n_prior), a_start + np.arange(n_prior)] = prior_scale
     w = np.ones(len(rows))
