@@ -1,6 +1,6 @@
 """Target-aware search on a real pool: which runs of the Step Law dense sweep should it have trained?
 
-Run: ``python -m benchmarks.target_pool [--fractions 0.02,0.05] [--seeds 0,1,2,3,4] [--split size]``
+Run: ``python -m benchmarks.target_pool [--fractions 0.02,0.05] [--seeds 0,1,2,3,4] [--split size|tokens]``
 
 The pool is a real sweep (``../shared/data/steplaw_dense_sweep_upto537M.csv``): split ``size``
 pools the grids with N <= 429M and targets the 537M grids; split ``tokens`` pools tokens <= 20B and
@@ -11,6 +11,10 @@ proposal to the grid's best cell (as in ``benchmarks/scaling_real.py``). Methods
 
 * ``target``: ``Tuner(space, target=...)`` asking in pool mode (``ask(candidates=pool)``), the
   target the largest target scale (the largest N, and the geometric mean of the target tokens);
+  half the asks serve the target (``target_share``), by the scaling law's own criterion
+  (``TunerSettings.target_design="law"``, :mod:`carbs_like.scaling.design`);
+* ``target gp``: the same with the GP's criterion (``target_design="gp"``, :mod:`carbs_like.target`);
+* ``target only``: the law's criterion on every ask (``target_share=1``; no front asks);
 * ``no target``: the same tuner without a target;
 * ``random``: a random subset of the pool with the same compute;
 * ``whole pool``: the law fitted on every run of the pool (the ceiling of what runs can give).
@@ -48,10 +52,10 @@ def score(tuner, test) -> float:
     return float(np.mean(gaps))
 
 
-def searched(pool, test, *, budget: float, seed: int, target: dict | None) -> tuple[float, int]:
-    from carbs_like import Tuner
+def searched(pool, test, *, budget: float, seed: int, target: dict | None, **settings) -> tuple[float, int]:
+    from carbs_like import Tuner, TunerSettings
 
-    tuner = Tuner(_space(pool, "n_params"), seed=seed, target=target)
+    tuner = Tuner(_space(pool, "n_params"), seed=seed, target=target, settings=TunerSettings(**settings))
     def key(n, d, lr, bs):  # configs come back through the search space: match to 1e-6 in log
         return tuple(round(math.log(float(v)), 6) for v in (n, d, lr, bs))
 
@@ -75,6 +79,9 @@ def searched(pool, test, *, budget: float, seed: int, target: dict | None) -> tu
             spent += cost
             n += 1
     return score(tuner, test), n
+
+
+METHODS = {"target": {}, "target gp": {"target_design": "gp"}, "target only": {"target_share": 1.0}, "no target": {}}
 
 
 def random_subset(pool, test, *, budget: float, seed: int) -> tuple[float, int]:
@@ -102,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fractions", default="0.02,0.05")
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--split", choices=("size", "tokens"), default="size")
-    parser.add_argument("--methods", default="target,no target,random")
+    parser.add_argument("--methods", default="target,target gp,target only,no target,random")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     df = pd.read_csv(DENSE)
@@ -127,7 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if m == "random":
                     res = random_subset(pool, test, budget=f * total, seed=seed)
                 else:
-                    res = searched(pool, test, budget=f * total, seed=seed, target=target if m == "target" else None)
+                    res = searched(pool, test, budget=f * total, seed=seed, target=None if m == "no target" else target,
+                                   **METHODS[m])
                 results[m].append(res)
                 print(f"  {100 * f:.0f}% compute, seed {seed}, {m:9s}: gap {100 * res[0]:.3f}% with {res[1]} runs "
                       f"({time.process_time() - t0:.0f} CPU s)", flush=True)
