@@ -450,3 +450,32 @@ def test_a_law_over_runs_with_weight_decay_zero_proposes_and_predicts_without_lo
         assert law.propose(n_params=1e8)["weight_decay"] == 0.0  # the best is "off", at every size
     df = law.predict_loss([{"n_params": 1e8, "weight_decay": 0.0}, {"n_params": 1e8, "weight_decay": 0.1}])
     assert np.isfinite(df.to_numpy()).all() and df["loss"].iloc[0] < df["loss"].iloc[1]
+
+
+def test_an_exponent_of_undetermined_sign_is_said_so_and_widens_the_interval_beyond_the_runs() -> None:
+    """lr* falls with n_params and does not move with tokens: the law keeps the n_params exponent
+    as determined, says the tokens exponent's sign is not determined (notes, curves), and its lr
+    interval at 100x the runs' tokens is wider than within them."""
+    from carbs_like.scaling.curves import relation_curves
+
+    space = SearchSpace([LogParam("n_params", min=1e4, max=1e6), LogParam("tokens", min=1e5, max=1e7),
+                         LogParam("lr", center=3e-3)], scaling=["n_params", "tokens"])
+    rng = np.random.default_rng(0)
+    tuner = Tuner(space, seed=0)
+    for _ in range(80):
+        N, D = (math.exp(rng.uniform(math.log(a), math.log(b))) for a, b in ((1e4, 1e6), (1e5, 1e7)))
+        opt = 3e-3 * (N / 1e5) ** -0.5
+        lr = opt * math.exp(0.7 * rng.standard_normal())
+        loss = (2 + 30 * N**-0.3 + 40 * D**-0.3) * (1 + 0.05 * math.log(lr / opt) ** 2) * math.exp(0.01 * rng.standard_normal())
+        tuner.add({"n_params": N, "tokens": D, "lr": lr}, loss=loss, cost=N * D / 1e10)
+    law = ScalingLaw.fit(tuner, n_bootstrap=16)
+    rel = law.relations["lr"]
+    assert rel.uncertain == ("tokens",) and rel.held == ()
+    assert rel.slopes[0] == pytest.approx(-0.5, abs=0.1) and abs(rel.slopes[1]) < 0.1
+    within, beyond = law.predict(n_params=1e5, tokens=1e6), law.predict(n_params=1e5, tokens=1e8)
+    assert any("tokens" in n and "do not determine which way" in n for n in within.notes)
+    width = [math.log(p.intervals["lr"][1] / p.intervals["lr"][0]) for p in (within, beyond)]
+    assert width[1] > 1.5 * width[0]
+    curves = relation_curves(law)[0]
+    assert [c.determined for c in curves] == [True, True]
+    assert [c.uncertain for c in curves] == [False, True]

@@ -28,9 +28,11 @@ class RelationCurve:
         param: the relation's param.
         axis: the scaling axis along the x-axis.
         transform: the param's kind (``"log"``, ``"linear"``, ``"logit"``).
-        determined: False where the runs do not determine how the param moves with scale (the
-            curve is then a constant and ``lower``/``upper`` equal it).
-        notes: the relation's notes (why it is not determined).
+        determined: False where the runs do not determine how the param moves along ``axis``
+            (the curve is then a constant and ``lower``/``upper`` equal it).
+        notes: the relation's notes on this axis (why it is not determined).
+        uncertain: the fitted exponent along ``axis`` is kept, but its bootstrap interval holds 0
+            (the runs do not tell which way the param moves along it).
         slope, slope_std: the exponent along ``axis`` and its bootstrap std.
         x: `m` scale values along ``axis`` (param space).
         curve, lower, upper: `m` the fitted best value and its ``level`` band, clipped to the
@@ -47,6 +49,7 @@ class RelationCurve:
     transform: str
     determined: bool
     notes: tuple[str, ...]
+    uncertain: bool
     slope: float
     slope_std: float
     x: np.ndarray
@@ -115,7 +118,8 @@ def relation_curves(law: "ScalingLaw", *, target: Mapping[str, float] | None = N
             X = np.tile(ref, (n, 1))
             X[:, a] = grid
             mean, std = rel(X)
-            if rel.notes:
+            held = axis in rel.held
+            if held:  # a constant, not a measurement: no band along this axis
                 std = np.zeros_like(std)
             raw = untransform(mean)
             lower, curve, upper = (np.clip(untransform(v), lo_b, hi_b) for v in (mean - z * std, mean, mean + z * std))
@@ -126,7 +130,8 @@ def relation_curves(law: "ScalingLaw", *, target: Mapping[str, float] | None = N
                 m = float(untransform(rel(ref[None, :])[0])[0])
                 proposal = (float(math.exp(ref[a])), float(np.clip(m, lo_b, hi_b)), not lo_b <= m <= hi_b)
             row.append(RelationCurve(
-                param=name, axis=axis, transform=rel.transform, determined=not rel.notes, notes=tuple(rel.notes),
+                param=name, axis=axis, transform=rel.transform, determined=not held,
+                notes=tuple(rel.notes) if held else (), uncertain=axis in rel.uncertain,
                 slope=float(rel.slopes[a]), slope_std=float(rel.slope_std[a]), x=np.exp(grid),
                 curve=curve, lower=np.minimum(lower, curve), upper=np.maximum(upper, curve),
                 clamped=(raw < lo_b) | (raw > hi_b), points_x=np.exp(x_obs[keep, a]),

@@ -100,7 +100,8 @@ def plot_relations(law: "ScalingLaw", *, target: Mapping[str, float] | None = No
             else:
                 ax.fill_between(c.x, c.lower, c.upper, color=_BAND, alpha=0.55, lw=0,
                                 label=f"{int(level * 100)}% band")
-                ax.plot(c.x, c.curve, color=_LINE, lw=1.8, label="fitted relation")
+                ax.plot(c.x, c.curve, color=_LINE, lw=1.8, ls="--" if c.uncertain else "-",
+                        label="fitted relation (sign not determined)" if c.uncertain else "fitted relation")
             if c.clamped.any():  # the relation leaves the param's bounds: drawn clamped, and said so
                 ax.plot(c.x[c.clamped], c.curve[c.clamped], color=_CLAMP, lw=2.4,
                         label="clamped to the param's bound")
@@ -120,11 +121,12 @@ def plot_relations(law: "ScalingLaw", *, target: Mapping[str, float] | None = No
                 ax.autoscale_view()
                 lo, hi = (ax.transScale + ax.transLimits).transform([(c.x[0], float(c.curve.min())), (c.x[0], float(c.curve.max()))])[:, 1]
                 top = (lo + hi) / 2 < 0.5
-                ax.text(0.03, 0.96 if top else 0.04, "the runs do not determine how it moves\nwith scale: held constant",
+                ax.text(0.03, 0.96 if top else 0.04, f"the runs do not determine how it moves\nalong {axis}: held constant",
                         transform=ax.transAxes, fontsize=7, color="0.25", va="top" if top else "bottom",
                         bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 1.5}, zorder=5)
             ax.set_title("exponent not determined by the runs" if not c.determined
-                         else f"exponent {c.slope:+.3f} ± {c.slope_std:.3f}", fontsize=9)
+                         else f"exponent {c.slope:+.3f} ± {c.slope_std:.3f}" + (": sign not determined" if c.uncertain else ""),
+                         fontsize=9)
             ax.set_xlabel(axis)
             if a == 0:
                 ax.set_ylabel(f"best {name}")

@@ -35,6 +35,10 @@ class Relation:
             std (for ``optima``: the leave-one-scale-out RMS error of the per-scale optima).
         estimator: ``"surface"`` or ``"optima"`` (see :mod:`~carbs_like.scaling.select`).
         notes: what the user should know about this relation (an axis it is held constant along).
+        held: the axes it is held constant along because the runs do not determine its trend
+            there (its exponent is 0 there; see ``notes``).
+        uncertain: the axes along which the fitted exponent is kept but its bootstrap interval
+            holds 0: the runs do not tell which way the param moves there (see ``notes``).
     """
 
     param: str
@@ -47,6 +51,8 @@ class Relation:
     model_std: float = 0.0
     estimator: str = "surface"
     notes: tuple[str, ...] = ()
+    held: tuple[str, ...] = ()
+    uncertain: tuple[str, ...] = ()
 
     @property
     def slope_std(self) -> tuple[float, ...]:
