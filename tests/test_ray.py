@@ -440,3 +440,27 @@ def test_public_api_of_carbs_like_ray():
     assert sorted(module.__all__) == ["CarbsScheduler", "CarbsSearcher"]
     assert issubclass(module.CarbsSearcher, Searcher)
     assert issubclass(module.CarbsScheduler, tune.schedulers.TrialScheduler)
+
+
+def test_ray_tunes_mlflow_callback_logs_every_trial_of_the_search(local_ray, tmp_path, monkeypatch):
+    """The README's MLflow snippet, with MLflow's local file store: one MLflow run per trial, with
+    the config the searcher chose as params and the loss it was told as a metric."""
+    mlflow = pytest.importorskip("mlflow")
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 asks for this to use a folder
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+    uri = (tmp_path / "mlruns").as_uri()
+    searcher = CarbsSearcher(LANDSCAPE.space(), max_trials=6, settings=SETTINGS)
+    fit(searcher, tmp_path, max_concurrent_trials=2,
+        callbacks=[MLflowLoggerCallback(tracking_uri=uri, experiment_name="sweep")])
+
+    client = mlflow.tracking.MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name("sweep").experiment_id])
+    obs = searcher.tuner.observations()
+    assert len(runs) == len(obs) == 6
+    told = {round(float(v), 9) for v in obs["lr"]}
+    logged = {round(float(r.data.params["lr"]), 9) for r in runs}
+    assert logged == told
+    logged_loss = {round(r.data.metrics["loss"], 9) for r in runs if "loss" in r.data.metrics}
+    ok = obs.loc[obs["status"] == "ok", "loss"]
+    assert len(ok) and {round(float(v), 9) for v in ok} <= logged_loss
