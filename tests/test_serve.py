@@ -169,6 +169,7 @@ def test_the_json_has_the_relations_with_their_bands(law_search):
     assert rel["points"] and all(math.isfinite(p["x"]) and math.isfinite(p["y"]) for p in rel["points"])
     assert all(lo <= c <= hi for lo, c, hi in zip(rel["lower"], rel["curve"], rel["upper"]))
     assert rel["proposal"]["x"] == pytest.approx(exp["proposal"]["target"]["n_params"])
+    assert rel["determined"] is True and isinstance(rel["uncertain"], bool)
     json.dumps(rel, allow_nan=False)
 
 

@@ -44,7 +44,7 @@ function relation(r) {
   r.x.forEach((x, i) => { if (r.clamped[i]) s += `<circle cx="${X(x)}" cy="${Y(r.curve[i])}" r="1.5" fill="#e67e22"/>`; });
   for (const q of r.points) s += `<circle cx="${X(q.x)}" cy="${Y(q.y)}" r="3" fill="#555" fill-opacity="0.6"><title>${esc(`${r.axis} ${fmt(q.x)}: ${r.param} ${fmt(q.y)} (${(100 * q.excess).toFixed(1)}% over optimum)`)}</title></circle>`;
   if (r.proposal) s += `<text x="${X(r.proposal.x) - 6}" y="${Y(r.proposal.y) + 5}" fill="${r.proposal.clamped ? "#e67e22" : "#c0392b"}" font-size="16">*<title>proposal ${fmt(r.proposal.y)}${r.proposal.clamped ? " (clamped to the param's bound)" : ""}</title></text>`;
-  const what = r.determined ? `exponent ${r.slope.toFixed(3)} ± ${r.slope_std.toFixed(3)}` : "not determined: held constant";
+  const what = r.determined ? `exponent ${r.slope.toFixed(3)} ± ${r.slope_std.toFixed(3)}${r.uncertain ? ": sign not determined" : ""}` : "not determined: held constant";
   return s + `<text x="${P}" y="${P - 6}" font-size="11">${what}${r.proposal && r.proposal.clamped ? "; proposal clamped" : ""}</text></svg>`;
 }
 function pcoords(e) {

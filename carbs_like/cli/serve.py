@@ -75,7 +75,7 @@ def relations_json(law: Any, target: Mapping[str, float], *, level: float = 0.9,
         for c in row:
             out.append({
                 "param": c.param, "axis": c.axis, "log_y": c.transform == "log", "determined": c.determined,
-                "notes": list(c.notes), "slope": c.slope, "slope_std": c.slope_std, "largest": c.largest,
+                "uncertain": c.uncertain, "notes": list(c.notes), "slope": c.slope, "slope_std": c.slope_std, "largest": c.largest,
                 "x": c.x.tolist(), "curve": c.curve.tolist(), "lower": c.lower.tolist(), "upper": c.upper.tolist(),
                 "clamped": c.clamped.tolist(),
                 "points": [{"x": float(x), "y": float(y), "excess": float(q)}
