@@ -6,20 +6,23 @@ The next point maximises, over the search space,
   the front of (warped loss, log cost), both minimised (Daulton et al. 2020; the log form of
   Ament et al. 2023 keeps gradients alive far from the front). Improving the front anywhere
   counts, the cheap end as much as the expensive one, so no cost bands are needed;
-* where it barely varies (``FLAT_LOG_COST``): ``LogExpectedImprovement`` of the loss (its
-  Monte-Carlo form ``qLogExpectedImprovement`` while trials are pending);
+* where it barely varies (``FLAT_LOG_COST``): ``LogExpectedImprovement`` of the loss;
 
 plus ``log P(success | x)`` from the failure model, and ``log P(cost <= max_suggestion_cost)``
 when there is a cap. Pending trials are fantasised at their predicted loss (kriging believer):
 the loss GP is conditioned on them and their predicted points join the front, so parallel asks
-spread out at a cost linear, not exponential, in their number.
+spread out at a cost linear, not exponential, in their number, and each ask is one point.
 
 The maximisation follows BoTorch's ``optimize_acqf``: raw samples (Sobol over the box and
-perturbations of the front, in the spirit of CARBS, Fetterman et al. 2023), screened with fewer
-posterior samples and the best rescored with the full count, then L-BFGS-B
-(``gen_candidates_scipy``) from the best few, with one-hot choice columns held fixed; then the
-points are rounded (integers, one-hot) and the best one that repeats no observed or pending
-config wins.
+perturbations of the front, in the spirit of CARBS, Fetterman et al. 2023), screened, the best
+rescored with the full count of posterior samples, then L-BFGS-B (``gen_candidates_scipy``) from
+the best few, with one-hot choice columns held fixed; then the points are rounded (integers,
+one-hot) and the best one that repeats no observed or pending config wins. The screening only
+picks the starts, so it uses the log of BoTorch's analytic ``ExpectedHypervolumeImprovement``
+(exact for one point of independent loss and cost GPs, and ~6x cheaper than 32 posterior
+samples), or the Monte-Carlo estimate with fewer samples where the analytic value underflows for
+almost every candidate. (The analytic value throughout, refinement and choice included, was tried:
+asks 2.7x faster, but the LCBench hypervolume @50 fell from 1.075 to 1.032 over 4 tasks x 5 seeds.)
 
 Everything here works on float64 search-space tensors; no param names.
 """
@@ -56,11 +59,15 @@ __all__ = [
 # Observed costs that vary by less than this in log (about 10 %) make the cost an unreliable
 # second objective: the cost model's noise would decide. Then only the loss is improved.
 FLAT_LOG_COST = 0.1
+# The analytic screening hands over to the Monte-Carlo estimate when fewer raw samples than this
+# share (at least ``N_RESTARTS``) score above 1e-154 (half of float64's range).
+MIN_POSITIVE_SHARE = 0.01
 # Quasi-MC samples of the posterior per acquisition value (BoTorch's default for q = 1 is 512;
 # 128 keeps an ask fast and its estimate within a few % where it matters, near the maximum).
 N_MC_SAMPLES = 128
-# The raw samples are screened with fewer posterior samples (their ranking only picks the starts);
-# the best of them are then rescored with the full count, as are the refined points.
+# Where the analytic screening underflows, the raw samples are screened with fewer posterior
+# samples (their ranking only picks the starts); the best of them are then rescored with the
+# full count, as are the refined points.
 N_SCREEN_SAMPLES = 32
 N_RESCORE = 16
 # L-BFGS-B restarts from the best raw samples, and their iterations.
@@ -77,6 +84,9 @@ P_MOVE, P_FLIP = 0.5, 0.2
 # the data have variance ~1) is at least this: estimated from repeated runs once there are any
 # (on a deterministic objective they agree exactly), from the loss GP's fitted noise before.
 NOISE_FOR_RERUN = 0.01
+# The smallest positive float64: the analytic improvement's floor before its log.
+TINY = torch.finfo(torch.float64).tiny
+LOG_TINY = math.log(TINY)
 
 
 def pareto_mask(loss: Tensor, cost: Tensor) -> Tensor:
@@ -166,7 +176,7 @@ def candidates(anchors: Tensor, n: int, *, geometry: Geometry, generator: torch.
                sobol_fraction: float) -> Tensor:
     """`n x d` first-round candidates: perturbations of the anchors, and a ``sobol_fraction``
     share over the whole nominal box (so the entire range keeps being explored)."""
-    n_sobol = int(round(sobol_fraction * n))
+    n_sobol = round(sobol_fraction * n)
     return torch.cat([
         _perturb(anchors, n - n_sobol, radius=LOCAL_RADIUS, geometry=geometry, generator=generator),
         _sobol(n_sobol, geometry, generator),
@@ -231,15 +241,51 @@ def _with_success(base, surrogate: Surrogate, max_log_cost: float | None):
     return WithSuccess()
 
 
+def _log_analytic_ehvi(models, ref: Tensor, partitioning):
+    """The log of BoTorch's analytic ``ExpectedHypervolumeImprovement`` of two minimised outputs:
+    a BoTorch acquisition function, ``log(0) -> LOG_TINY`` (a finite floor, no gradient)."""
+    from botorch.acquisition import AcquisitionFunction
+    from botorch.acquisition.multi_objective.analytic import ExpectedHypervolumeImprovement
+    from botorch.acquisition.objective import PosteriorTransform
+    from botorch.posteriors.gpytorch import GPyTorchPosterior
+
+    class Negated(PosteriorTransform):
+        """The posterior of ``-Y`` (BoTorch's hypervolume maximises)."""
+
+        scalarize = False
+
+        def evaluate(self, Y: Tensor) -> Tensor:
+            return -Y
+
+        def forward(self, posterior, X: Tensor | None = None):
+            return GPyTorchPosterior(posterior.distribution * -1.0)
+
+    class LogAnalyticEHVI(AcquisitionFunction):
+        def __init__(self) -> None:
+            super().__init__(model=models)
+            self.ehvi = ExpectedHypervolumeImprovement(models, ref_point=ref.tolist(), partitioning=partitioning,
+                                                       posterior_transform=Negated())
+
+        def forward(self, X: Tensor) -> Tensor:
+            return torch.log(self.ehvi(X).clamp_min(TINY))
+
+    return LogAnalyticEHVI()
+
+
 def acquisition_function(surrogate: Surrogate, data: ObservedData, X_pending: Tensor, *,
                          generator: torch.Generator, max_log_cost: float | None = None,
-                         best_loss_only: bool = False):
+                         best_loss_only: bool = False, analytic: bool = False):
     """The BoTorch acquisition function of this ask (see the module docstring) and its kind,
-    ``"log_ehvi"`` or ``"log_ei"``."""
-    from botorch.acquisition import LogExpectedImprovement, qLogExpectedImprovement
+    ``"log_ehvi"`` or ``"log_ei"``.
+
+    Args:
+        analytic: the hypervolume improvement by the log of the analytic
+            ``ExpectedHypervolumeImprovement`` rather than ``qLogExpectedHypervolumeImprovement``
+            (the raw samples' screening).
+    """
+    from botorch.acquisition import LogExpectedImprovement
     from botorch.acquisition.multi_objective import qLogExpectedHypervolumeImprovement
     from botorch.acquisition.multi_objective.objective import WeightedMCMultiOutputObjective
-    from botorch.acquisition.objective import GenericMCObjective
     from botorch.models import ModelListGP
     from botorch.sampling import SobolQMCNormalSampler
     from botorch.utils.multi_objective.box_decompositions import FastNondominatedPartitioning
@@ -251,15 +297,10 @@ def acquisition_function(surrogate: Surrogate, data: ObservedData, X_pending: Te
     if X_pending.shape[0]:  # pending points, at their predicted outcomes, join the front
         z = torch.cat([z, surrogate.loss(X_pending)[0]])
         log_cost = torch.cat([log_cost, surrogate.log_cost(X_pending)])
-    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-    sampler = SobolQMCNormalSampler(sample_shape=torch.Size([N_MC_SAMPLES]), seed=seed)
     spread = float(torch.log(data.cost[ok]).max() - torch.log(data.cost[ok]).min())
     if surrogate.cost_model is None or spread < FLAT_LOG_COST or best_loss_only:
-        if not X_pending.shape[0]:  # one point, nothing pending: the exact (analytic) value
-            base = LogExpectedImprovement(model.loss_model, best_f=float(z.min()), maximize=False)
-            return _with_success(base, surrogate, max_log_cost), "log_ei"
-        base = qLogExpectedImprovement(model.loss_model, best_f=float(-z.min()), sampler=sampler,
-                                       objective=GenericMCObjective(lambda Y, X=None: -Y[..., 0]))
+        # The loss GP is already conditioned on the pending points, so one point's EI is exact.
+        base = LogExpectedImprovement(model.loss_model, best_f=float(z.min()), maximize=False)
         return _with_success(base, surrogate, max_log_cost), "log_ei"
     c = (log_cost - surrogate.cost_scale.mean) / surrogate.cost_scale.std
     Y = -torch.stack([z, c], -1)  # BoTorch maximises
@@ -268,9 +309,14 @@ def acquisition_function(surrogate: Surrogate, data: ObservedData, X_pending: Te
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ModelListGP of models with a custom mean
         models = ModelListGP(model.loss_model, surrogate.cost_model)
+    partitioning = FastNondominatedPartitioning(ref_point=ref, Y=Y)
+    if analytic:
+        return _with_success(_log_analytic_ehvi(models, ref, partitioning), surrogate, max_log_cost), "log_ehvi"
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+    sampler = SobolQMCNormalSampler(sample_shape=torch.Size([N_MC_SAMPLES]), seed=seed)
     base = qLogExpectedHypervolumeImprovement(
-        models, ref_point=ref.tolist(), partitioning=FastNondominatedPartitioning(ref_point=ref, Y=Y),
-        sampler=sampler, objective=WeightedMCMultiOutputObjective(torch.tensor([-1.0, -1.0], dtype=Y.dtype)),
+        models, ref_point=ref.tolist(), partitioning=partitioning, sampler=sampler,
+        objective=WeightedMCMultiOutputObjective(torch.tensor([-1.0, -1.0], dtype=Y.dtype)),
     )
     return _with_success(base, surrogate, max_log_cost), "log_ehvi"
 
@@ -370,8 +416,16 @@ def suggest(
         raw = candidates(front if len(front) else data.X, n_candidates, geometry=geometry, generator=generator,
                          sobol_fraction=sobol_fraction)
         raw = geometry.round(raw.clamp(geometry.limits[0], geometry.limits[1]))
-    with _screening(acqf):
-        values = _evaluate(acqf, raw)
+    values = None
+    if kind == "log_ehvi":  # screen by the exact analytic value, unless it underflows almost everywhere
+        screen, _ = acquisition_function(surrogate, data, X_pending, generator=generator, max_log_cost=max_log_cost,
+                                         best_loss_only=best_loss_only, analytic=True)
+        values = _evaluate(screen, raw)
+        if int((values > LOG_TINY / 2).sum()) < max(N_RESTARTS, MIN_POSITIVE_SHARE * len(raw)):
+            values = None
+    if values is None:
+        with _screening(acqf):
+            values = _evaluate(acqf, raw)
     finite = torch.isfinite(values)
     n_nan = int(torch.isnan(values).sum())
     if not bool(finite.any()):

@@ -8,8 +8,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from carbs_like import LogParam, SearchSpace
-from carbs_like.acquisition import Geometry, pareto_mask, rerun_informative, suggest
+from carbs_like import LogParam, SearchSpace, acquisition
+from carbs_like.acquisition import Geometry, acquisition_function, pareto_mask, rerun_informative, suggest
 from carbs_like.surrogate import ObservedData, fit_surrogate
 
 pairs = st.lists(
@@ -83,7 +83,7 @@ def test_pending_points_push_the_next_suggestion_away():
     space = _space()
     data = _data(space, flat_cost=True)
     model = fit_surrogate(data, scaling_columns=space.scaling_columns)
-    kw = dict(geometry=_geometry(space), exclude=set(space.keys(data.X)), n_candidates=400)
+    kw = {"geometry": _geometry(space), "exclude": set(space.keys(data.X)), "n_candidates": 400}
     first = suggest(model, data, torch.empty(0, 3, dtype=torch.float64), generator=torch.Generator().manual_seed(2), **kw)
     second = suggest(model, data, first.x.unsqueeze(0), generator=torch.Generator().manual_seed(2), **kw)
     assert float((first.x - second.x).abs().max()) > 1e-3
@@ -101,3 +101,48 @@ def test_reruns_stop_once_repeats_show_the_objective_is_deterministic():
                          failed=twice.failed)
     model = fit_surrogate(noisy, scaling_columns=space.scaling_columns)
     assert rerun_informative(model, noisy, space.keys(noisy.X))       # repeats that disagree
+
+
+def test_the_analytic_screening_matches_the_monte_carlo_hypervolume_improvement():
+    """The raw samples' screening value (the log of the analytic improvement) agrees with BoTorch's
+    Monte-Carlo log form on the same candidates, a pending point included, to its sampling error."""
+    space = _space()
+    data = _data(space)
+    model = fit_surrogate(data, scaling_columns=space.scaling_columns)
+    pending = space.sobol(1, seed=7)
+    X = space.sobol(64, seed=3).unsqueeze(1)
+    analytic, kind = acquisition_function(model, data, pending, generator=torch.Generator().manual_seed(0),
+                                          analytic=True)
+    assert kind == "log_ehvi"
+    mc, _ = acquisition_function(model, data, pending, generator=torch.Generator().manual_seed(0))
+    mc.base.sampler = type(mc.base.sampler)(sample_shape=torch.Size([4096]), seed=0)
+    with torch.no_grad():
+        a, m = analytic(X), mc(X)
+    worth = m > m.max() - 5.0  # the candidates within e^5 of the best: those the choice is among
+    assert int(worth.sum()) >= 8
+    assert float((a[worth] - m[worth]).abs().max()) < 0.1
+    assert int(torch.argmax(a)) == int(torch.argmax(m))
+
+
+def test_an_underflowing_analytic_screen_hands_over_to_the_monte_carlo_one(monkeypatch):
+    """Where (almost) no candidate has an analytic improvement above float64's floor, the raw
+    samples are screened by the Monte-Carlo estimate instead: the analytic one is not used."""
+    space = _space()
+    data = _data(space)
+    model = fit_surrogate(data, scaling_columns=space.scaling_columns)
+    calls = []
+    real = acquisition.acquisition_function
+
+    def counting(*args, **kwargs):
+        calls.append(bool(kwargs.get("analytic")))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(acquisition, "acquisition_function", counting)
+    kw = {"geometry": _geometry(space), "exclude": set(space.keys(data.X)), "n_candidates": 200}
+    first = suggest(model, data, torch.empty(0, 3, dtype=torch.float64), generator=torch.Generator().manual_seed(0), **kw)
+    assert calls == [False, True]
+    monkeypatch.setattr(acquisition, "MIN_POSITIVE_SHARE", 1.01)  # as if every candidate had underflowed
+    second = suggest(model, data, torch.empty(0, 3, dtype=torch.float64), generator=torch.Generator().manual_seed(0), **kw)
+    assert second.kind == first.kind == "log_ehvi"
+    assert second.log_score is not None and math.isfinite(second.log_score)
+    assert float((first.x - second.x).abs().max()) < 0.2  # both screens lead to the same region
