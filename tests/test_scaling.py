@@ -479,3 +479,32 @@ def test_an_exponent_of_undetermined_sign_is_said_so_and_widens_the_interval_bey
     curves = relation_curves(law)[0]
     assert [c.determined for c in curves] == [True, True]
     assert [c.uncertain for c in curves] == [False, True]
+
+
+def test_an_interval_that_runs_past_a_bound_is_not_clamped_to_zero_width() -> None:
+    """lr* falls with n_params and at 100x the runs' largest size lies below the space's min: the
+    proposal is clamped to the min, but its interval reaches past it to hold the true optimum
+    (clamping both ends gave [min, min], certain of a value the runs do not support), and the
+    notes say the interval runs past the min."""
+    lo_lr = 2e-4
+    space = SearchSpace([LogParam("n_params", min=1e4, max=1e6), LogParam("tokens", min=1e5, max=1e7),
+                         LogParam("lr", min=lo_lr, max=3e-2)], scaling=["n_params", "tokens"])
+    rng = np.random.default_rng(0)
+    tuner = Tuner(space, seed=0)
+    for _ in range(80):
+        N, D = (math.exp(rng.uniform(math.log(a), math.log(b))) for a, b in ((1e4, 1e6), (1e5, 1e7)))
+        opt = 3e-3 * (N / 1e5) ** -0.5
+        lr = float(np.clip(opt * math.exp(0.7 * rng.standard_normal()), lo_lr, 3e-2))
+        loss = (2 + 30 * N**-0.3 + 40 * D**-0.3) * (1 + 0.05 * math.log(lr / opt) ** 2) * math.exp(0.01 * rng.standard_normal())
+        tuner.add({"n_params": N, "tokens": D, "lr": lr}, loss=loss, cost=N * D / 1e10)
+    law = ScalingLaw.fit(tuner, n_bootstrap=16)
+    truth = 3e-3 * (1e8 / 1e5) ** -0.5  # 9.5e-5, below the min
+    with pytest.warns(UserWarning, match="clamped"):
+        pred = law.predict(n_params=1e8, tokens=1e6)
+    lo, hi = pred.intervals["lr"]
+    assert pred.config["lr"] == pytest.approx(lo_lr)
+    assert lo < truth < lo_lr <= hi, (lo, hi)
+    assert any("lr" in n and "runs past" in n and "min=0.0002" in n for n in pred.notes)
+    inside = law.predict(n_params=1e5, tokens=1e6)  # well inside: an interval within the bounds, no such note
+    assert lo_lr <= inside.intervals["lr"][0] < inside.intervals["lr"][1] <= 3e-2
+    assert not any("runs past" in n for n in inside.notes)

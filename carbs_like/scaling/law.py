@@ -214,12 +214,18 @@ class ScalingLaw:
         intervals: dict[str, tuple[float, float]] = {}
         for name, rel in self.relations.items():
             mean, std = rel(x[None, :])
-            value, clamped = self.space[name].from_transformed(float(mean[0]))
-            lo, _ = self.space[name].from_transformed(float(mean[0] - z * std[0]))
-            hi, _ = self.space[name].from_transformed(float(mean[0] + z * std[0]))
+            param = self.space[name]
+            value, clamped = param.from_transformed(float(mean[0]))
+            lo, hi, beyond = _interval(param, float(mean[0] - z * std[0]), float(mean[0] + z * std[0]))
             config[name] = value
             intervals[name] = (lo, hi)
             notes.extend(rel.notes)
+            if beyond:
+                notes.append(
+                    f"{name}: its {level:.0%} interval [{lo:.3g}, {hi:.3g}] runs past the param's "
+                    f"{' and '.join(beyond)}: the best value may lie outside the searched range "
+                    f"(widen it there if the value allows)"
+                )
             if clamped:
                 note = f"{name}: the relation's value lies outside the param's bounds; clamped to {value!r}"
                 notes.append(note)
@@ -531,3 +537,26 @@ def _choices(space: SearchSpace, fit, x_fit: np.ndarray, runs: Runs, choice_para
         choices[name] = min((v for v in factor if not math.isnan(factor[v])), key=factor.get)
         scores[name] = factor
     return choices, scores
+
+
+def _interval(param: Any, t_lo: float, t_hi: float) -> tuple[float, float, list[str]]:
+    """A relation's interval ``[t_lo, t_hi]`` (transformed units) in the param's units, and the
+    bounds it runs past (``"min=..."``, ``"max=..."``).
+
+    Within the bounds the ends are the param's rounded values. An end past a bound is not clamped:
+    clamping both ends made the interval of a relation that runs past a bound zero-width there
+    (``[max, max]``), certain of a value the runs do not support. The interval is the hull of the
+    clamped and the unclamped one, so it holds both the best value within the bounds (the clamped
+    proposal) and the relation's own optimum beyond them.
+    """
+    ends, beyond = [], []
+    for t in (t_lo, t_hi):
+        value, clamped = param.from_transformed(t)
+        if clamped:
+            raw = float(param.untransform(t))
+            side = "min" if param.min is not None and raw < param.min else "max"
+            beyond.append(f"{side}={getattr(param, side)!r}")
+            ends.append(value)
+            value = round(raw) if param.integer else raw
+        ends.append(value)
+    return min(ends), max(ends), sorted(set(beyond), reverse=True)

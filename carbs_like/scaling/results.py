@@ -94,7 +94,9 @@ class Prediction:
     Attributes:
         config: the full config (a plain dict, what ``propose`` returns).
         intervals: for each numeric non-scaling param, the ``level`` interval of its best value
-            (param space, within the param's bounds).
+            (param space). It holds the proposed value; where the relation's interval runs past a
+            param's bound it reaches past it too (the proposal stays clamped, and ``notes`` says
+            the best value may lie outside the searched range).
         loss: the predicted best loss at this scale (loss law).
         loss_interval: its ``level`` band.
         cost: the predicted cost (cost law).
