@@ -28,7 +28,11 @@ the MoE sweep of ``tests/data`` against carry-over.
 With ``--synthetic N``: the coverage of the 90% intervals of the true optimum at 33x beyond the
 runs, and the regret there, on N ``LLMLandscape.random`` landscapes (160 runs imported each).
 
-Run:  python -m benchmarks.scaling_real [--data PATH] [--moe] [--synthetic 20]
+With ``--scattered N``: the same dense splits fitted on 10 random cells of each grid (N draws),
+too few per scale for per-scale optima, so the law runs on its response surface alone, as on a
+tuner's own scattered search.
+
+Run:  python -m benchmarks.scaling_real [--data PATH] [--moe] [--synthetic 20] [--scattered 3]
 """
 
 from __future__ import annotations
@@ -158,6 +162,29 @@ def dense(path: Path) -> list[dict]:
     ]
 
 
+def scattered(path: Path, seeds: int, *, per_grid: int = 10) -> list[dict]:
+    """The dense splits on ``per_grid`` random cells of each grid (``seeds`` draws): too few per
+    scale for per-scale optima, so the law runs on its response surface alone, as it does on a
+    tuner's own search. The refit and carry-over see the same cells; the test grids stay whole."""
+    import pandas as pd
+
+    df = pd.read_csv(path)
+    rows = []
+    for seed in range(seeds):
+        sub = df.groupby(["n_params", "tokens"]).sample(n=per_grid, random_state=seed)
+        rows += [run_split(f"(a) {per_grid}/grid, draw {seed}", sub, df, "n_params"),
+                 run_split(f"(b) {per_grid}/grid, draw {seed}", sub[sub["n_params"] <= 4.3e8], df[df["n_params"] > 4.3e8],
+                           "n_params"),
+                 run_split(f"(c) {per_grid}/grid, draw {seed}", sub[sub["tokens"] <= 2e10], df[df["tokens"] > 2e10],
+                           "n_params")]
+    for split in ("(a)", "(b)", "(c)"):
+        part = [r for r in rows if r["split"].startswith(split)]
+        rows.append({**{c: "" for c in part[0]}, "split": f"{split} mean of {seeds}", "grids": part[0]["grids"],
+                     **{m: float(np.mean([r[m] for r in part])) for m in ("law", "refit", "argmin fit", "carry-over")},
+                     "fit s": float(np.mean([r["fit s"] for r in part]))})
+    return rows
+
+
 def moe(path: Path) -> list[dict]:
     import pandas as pd
 
@@ -229,6 +256,8 @@ def main() -> None:
     ap.add_argument("--moe", action="store_true", help="also the MoE sweep of tests/data")
     ap.add_argument("--synthetic", type=int, default=0, metavar="N",
                     help="also the interval coverage at 33x on N random synthetic landscapes")
+    ap.add_argument("--scattered", type=int, default=0, metavar="N",
+                    help="also the dense splits on 10 random cells per grid, N draws (the surface alone)")
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch
@@ -239,6 +268,9 @@ def main() -> None:
         rows += moe(MOE)
     print("mean gap of the proposal's nearest grid cell to the grid's best cell (lower is better)")
     show(rows)
+    if args.scattered:
+        print("\nscattered: 10 random cells per grid (no scale has enough runs for per-scale optima)")
+        show(scattered(args.data, args.scattered))
     if args.synthetic:
         print("\nsynthetic: 90% interval coverage of the true optimum at 33x beyond the runs")
         for k, v in synthetic(args.synthetic).items():

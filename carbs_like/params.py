@@ -238,6 +238,27 @@ class _NumericParam(Param):
         clamped = (self.min is not None and u < lim_lo - 1e-9) or (self.max is not None and u > lim_hi + 1e-9)
         return value, bool(clamped)
 
+    def interval_from_transformed(self, t_lo: float, t_hi: float) -> tuple[float, float, list[str]]:
+        """An interval ``[t_lo, t_hi]`` in transformed units -> the param's units, and the bounds
+        it runs past (``"min=..."``, ``"max=..."``).
+
+        Within the bounds the ends are rounded values (as :meth:`from_transformed`). An end past a
+        bound is not clamped: clamping both ends made the interval of a relation that runs past a
+        bound zero-width there (``[max, max]``), certain of a value the runs do not support. The
+        result is the hull of the clamped and the unclamped interval, so it holds both the best
+        value within the bounds (the clamped proposal) and the relation's optimum beyond them.
+        """
+        ends, beyond = [], []
+        for t in (t_lo, t_hi):
+            value, clamped = self.from_transformed(t)
+            ends.append(value)
+            if clamped:
+                raw = float(self.untransform(t))
+                side = "min" if self.min is not None and raw < self.min else "max"
+                beyond.append(f"{side}={getattr(self, side)!r}")
+                ends.append(round(raw) if self.integer else raw)
+        return min(ends), max(ends), sorted(set(beyond), reverse=True)
+
     def _round_values(self, x: Tensor) -> Tensor:
         if self.min is not None or self.max is not None:
             x = x.clamp(

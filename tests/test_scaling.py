@@ -508,3 +508,34 @@ def test_an_interval_that_runs_past_a_bound_is_not_clamped_to_zero_width() -> No
     inside = law.predict(n_params=1e5, tokens=1e6)  # well inside: an interval within the bounds, no such note
     assert lo_lr <= inside.intervals["lr"][0] < inside.intervals["lr"][1] <= 3e-2
     assert not any("runs past" in n for n in inside.notes)
+
+
+def test_a_lopsided_valley_is_fitted_as_one_and_its_optimum_found() -> None:
+    """The real loss rises faster above the best lr than below it. A symmetric bowl centres on the
+    flat (low-lr) side; the lopsided surface finds the optimum, and the law (which compares the
+    two at held-out scales) uses it."""
+    from carbs_like.scaling.surface import fit_surface
+
+    space = SearchSpace([LogParam("n_params", min=1e4, max=1e6), LogParam("tokens", min=1e5, max=1e7),
+                         LogParam("lr", min=1e-5, max=1.0)], scaling=["n_params", "tokens"])
+    rng = np.random.default_rng(0)
+    tuner = Tuner(space, seed=0)
+    for _ in range(120):
+        N, D = (math.exp(rng.uniform(math.log(a), math.log(b))) for a, b in ((1e4, 1e6), (1e5, 1e7)))
+        opt = 3e-3 * (N / 1e5) ** -0.5
+        d = 1.2 * rng.standard_normal()
+        lr = opt * math.exp(d)
+        excess = (0.12 if d > 0 else 0.015) * d**2  # doubling lr costs ~6%, halving it ~0.7%
+        loss = (2 + 30 * N**-0.3 + 40 * D**-0.3) * (1 + excess) * math.exp(0.002 * rng.standard_normal())
+        tuner.add({"n_params": N, "tokens": D, "lr": lr}, loss=loss, cost=N * D / 1e10)
+    from carbs_like.scaling.law import _runs
+
+    runs, _, _ = _runs(space, tuner.observed_data())
+    x = np.log([[1e5, 1e6]])
+    errors = {}
+    for sided in (True, False):
+        fit = fit_surface(runs, axes=space.scaling, n_choices=[], n_bootstrap=0, seed=0, sided=sided)
+        errors[sided] = abs(float((fit.intercepts[0] + x @ fit.slopes[0])[0]) - math.log(3e-3))
+    assert errors[True] < 0.1 and 0.3 < errors[False], errors  # natural-log units of lr
+    lr = ScalingLaw.fit(tuner, n_bootstrap=0).propose(n_params=1e5, tokens=1e6)["lr"]
+    assert abs(math.log(lr / 3e-3)) < 0.1, lr

@@ -17,19 +17,25 @@
 All of them are fitted jointly to the successful runs, as one response surface:
 
     log L = log(E + sum_k A_k / s_k^alpha_k) + gamma(choices, s) + log(1 + q),
-    q = (t - t*(s))' H (t - t*(s)),    t*(s) = a + B log s,
+    q = d' H d,    d_j = (t_j - t*_j(s)) exp(+-sigma_j / 2),    t*(s) = a + B log s,
 
 where ``t`` are the transformed values of the numeric params, ``t*(s)`` their optimum at scale s
 (the relations), ``H`` a positive-definite curvature (how fast the loss rises away from the
-optimum, with the interactions between params, e.g. lr x weight decay), and ``gamma`` a loss
-factor per choice that may drift with scale. This is a second-order (response-surface) model of
+optimum, with the interactions between params, e.g. lr x weight decay), ``sigma_j`` the log ratio
+of the curvatures above and below the optimum (real valleys are lopsided: doubling lr costs more
+than halving it), and ``gamma`` a loss factor per choice that may drift with scale. The lopsided
+surface and a symmetric bowl (sigma = 0) compete by cross-validation along scale (below; without
+groups of runs, by their error on the runs at the largest scales, refitted without them): on the
+real dense grids thinned to 10 random runs per grid, where only the surface can be fitted, the
+choice halves the symmetric bowl's gap (``benchmarks/scaling_real.py --scattered 3``). This is a second-order (response-surface) model of
 the loss around a moving optimum: every run informs it, and the near-optimal runs most (a second
 pass weights runs by ``1 / sqrt(1 + q / 0.005)``, since a quadratic bowl is a local description:
 the loss is not symmetric about its optimum, and on the demo's runs a bowl fitted with weights
 ``1 / sqrt(1 + q / 0.05)`` centred lr at half the value of the best runs at the largest size). It
 is fitted by robust least squares (soft-L1 on the log loss, so a few outliers barely pull), with
 weak priors that keep the optimum near the runs; uncertainties come from refits on bootstrap
-resamples of the runs. Failed runs carry no loss and are left out of the surface.
+resamples of the runs. Failed runs carry no loss and are left out of the surface (the per-scale
+optima below use them).
 
 Where the runs come in sweeps (groups of runs at the same scale, e.g. a full lr x batch grid at
 each (N, D)), a second estimator competes for the relations (:mod:`~carbs_like.scaling.optima`):
@@ -39,10 +45,11 @@ evidence (the loss there is at least this high), then weighted power laws throug
 with the axes each relation depends on chosen by leave-one-scale-out cross-validation (the
 constant, i.e. carry-over, is one candidate). The two estimators are compared by
 cross-validation along scale (:mod:`~carbs_like.scaling.select`): the largest scales are held
-out, both are refitted on the rest, and the one whose proposals lie lower in the held-out
-groups' valleys gives the relations. On the real dense Step Law grids (``benchmarks/
-scaling_real.py``) the per-scale optima win: the symmetric bowl centres lr on the flat low-lr
-side of the real, lopsided valley.
+out, the estimators (optima, lopsided and symmetric surface) are refitted on the rest, and the
+one whose proposals lie lower in the held-out groups' valleys gives the relations. On the real
+dense Step Law grids (``benchmarks/scaling_real.py``) the per-scale optima win (the lopsided
+surface is second: 0.084% in-sample against the symmetric bowl's 0.33%, which centres lr on the
+flat low-lr side of the real valley).
 
 Intervals include model error: for the optima, the leave-one-scale-out and held-out-scale error
 of the law against each group's best run; for the surface where groups exist, its held-out-scale
@@ -90,7 +97,7 @@ from .budget import compute_optimal
 from .power_laws import CostLaw, LossLaw, design, fit_cost_law
 from .results import Evidence, Prediction, Relation
 from .design import encode
-from .select import choose_estimator, held_out_loss_error
+from .select import choose_estimator, compare_surfaces, held_out_loss_error, lopsided_wins
 from .surface import Runs, fit_surface, n_coefficients
 from ..threads import limited_threads
 
@@ -216,7 +223,7 @@ class ScalingLaw:
             mean, std = rel(x[None, :])
             param = self.space[name]
             value, clamped = param.from_transformed(float(mean[0]))
-            lo, hi, beyond = _interval(param, float(mean[0] - z * std[0]), float(mean[0] + z * std[0]))
+            lo, hi, beyond = param.interval_from_transformed(float(mean[0] - z * std[0]), float(mean[0] + z * std[0]))
             config[name] = value
             intervals[name] = (lo, hi)
             notes.extend(rel.notes)
@@ -380,10 +387,18 @@ def _fit(space: SearchSpace, data: ObservedData, *, n_bootstrap: int, seed: int)
     runs, relation_params, choice_params = _runs(space, data)
     choice_sizes = [len(space[n].choices) for n in choice_params]  # type: ignore[attr-defined]
     _check_enough(space, runs, choice_sizes)
-    fit = fit_surface(runs, axes=space.scaling, n_choices=choice_sizes, n_bootstrap=n_bootstrap, seed=seed)
+    chosen = None
+    if not choice_sizes:  # per-scale optima compare runs at one scale; choices would confound them
+        x_f, T_f = _failed(space, data, relation_params)
+        chosen = choose_estimator(runs, x_f, T_f, axes=space.scaling, n_choices=choice_sizes, seed=seed)
+        sided = chosen.sided
+    else:
+        sided = lopsided_wins(compare_surfaces(runs, axes=space.scaling, n_choices=choice_sizes, seed=seed))
+    fit = fit_surface(runs, axes=space.scaling, n_choices=choice_sizes, n_bootstrap=n_bootstrap, seed=seed,
+                      sided=sided)
     flat = fit.flat
     k = len(space.scaling)
-    relations, chosen = _relations(space, data, runs, fit, relation_params, choice_sizes, seed)
+    relations = _relations(space, runs, fit, relation_params, chosen)
     groups = chosen.optima if chosen is not None and len(chosen.optima) > 2 + 2 * k else ()
     held = held_out_loss_error(runs, axes=space.scaling, n_choices=choice_sizes, seed=seed, optima=groups)
     x_fit = runs.x.copy()  # the log scales as fitted: axes the runs barely vary held at their mean
@@ -434,14 +449,9 @@ def _with_model_error(loss_law: LossLaw, fit: Any, runs: Runs, x_fit: np.ndarray
                                center=tuple(float(v) for v in runs.x.mean(axis=0)))
 
 
-def _relations(space: SearchSpace, data: ObservedData, runs: Runs, fit, relation_params: list[str],
-               choice_sizes: list[int], seed: int) -> tuple[dict[str, Relation], Any]:
+def _relations(space: SearchSpace, runs: Runs, fit, relation_params: list[str], chosen: Any) -> dict[str, Relation]:
     """The relations from the estimator that proposes better for held-out scales (see select.py)."""
     k = len(space.scaling)
-    chosen = None
-    if not choice_sizes:  # per-scale optima compare runs at one scale; choices would confound them
-        x_f, T_f = _failed(space, data, relation_params)
-        chosen = choose_estimator(runs, x_f, T_f, axes=space.scaling, n_choices=choice_sizes, seed=seed)
     relations = {}
     for j, name in enumerate(relation_params):
         if chosen is not None and chosen.estimator == "optima":
@@ -495,7 +505,7 @@ def _relations(space: SearchSpace, data: ObservedData, runs: Runs, fit, relation
             transform=space[name].kind, curvature=float(fit.curvature[j]), model_std=model_std, notes=notes,
             held=held, uncertain=uncertain,
         )
-    return relations, chosen
+    return relations
 
 
 def _undetermined(name: str, axes: Sequence[str], slopes: np.ndarray, cov: np.ndarray) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -537,26 +547,3 @@ def _choices(space: SearchSpace, fit, x_fit: np.ndarray, runs: Runs, choice_para
         choices[name] = min((v for v in factor if not math.isnan(factor[v])), key=factor.get)
         scores[name] = factor
     return choices, scores
-
-
-def _interval(param: Any, t_lo: float, t_hi: float) -> tuple[float, float, list[str]]:
-    """A relation's interval ``[t_lo, t_hi]`` (transformed units) in the param's units, and the
-    bounds it runs past (``"min=..."``, ``"max=..."``).
-
-    Within the bounds the ends are the param's rounded values. An end past a bound is not clamped:
-    clamping both ends made the interval of a relation that runs past a bound zero-width there
-    (``[max, max]``), certain of a value the runs do not support. The interval is the hull of the
-    clamped and the unclamped one, so it holds both the best value within the bounds (the clamped
-    proposal) and the relation's own optimum beyond them.
-    """
-    ends, beyond = [], []
-    for t in (t_lo, t_hi):
-        value, clamped = param.from_transformed(t)
-        if clamped:
-            raw = float(param.untransform(t))
-            side = "min" if param.min is not None and raw < param.min else "max"
-            beyond.append(f"{side}={getattr(param, side)!r}")
-            ends.append(value)
-            value = round(raw) if param.integer else raw
-        ends.append(value)
-    return min(ends), max(ends), sorted(set(beyond), reverse=True)

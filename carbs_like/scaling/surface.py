@@ -3,13 +3,15 @@
 All successful runs are fitted at once:
 
     log L = log(E + sum_k A_k / s_k^alpha_k) + gamma(choices, s) + log(1 + q),
-    q = (t - t*(s))' H (t - t*(s)),    t*(s) = a + B log s,
+    q = d' H d,    d_j = (t_j - t*_j(s)) exp(+-sigma_j / 2),    t*(s) = a + B log s,
 
 where ``t`` are the transformed values of the numeric params, ``t*(s)`` their optimum at scale s
 (the relations), ``H`` a positive-definite curvature (how fast the loss rises away from the
-optimum, with the interactions between params), and ``gamma`` a loss factor per choice that may
-drift with scale. This is a second-order (response-surface) model of the loss around a moving
-optimum: every run informs it, and the near-optimal runs most (a second pass weights runs by
+optimum, with the interactions between params), ``sigma_j`` the log ratio of the curvatures above
+and below the optimum in param j (real loss valleys are lopsided: doubling lr costs more than
+halving it, so a symmetric bowl centres on the flat side), and ``gamma`` a loss factor per choice
+that may drift with scale. This is a second-order (response-surface) model of the loss around a
+moving optimum: every run informs it, and the near-optimal runs most (a second pass weights runs by
 ``1 / sqrt(1 + q / focus)``, since a quadratic bowl is a local description). It is fitted by
 robust least squares (soft-L1 on the log loss), with weak priors that keep the optimum near the
 runs; uncertainties come from refits on bootstrap resamples of the runs.
@@ -55,7 +57,7 @@ class Runs:
 
 
 def n_coefficients(k: int, p: int, n_choices: Sequence[int]) -> int:
-    return (2 * k + 1) + p * (k + 1) + p * (p + 1) // 2 + sum(c - 1 for c in n_choices) * (k + 1)
+    return (2 * k + 1) + p * (k + 2) + p * (p + 1) // 2 + sum(c - 1 for c in n_choices) * (k + 1)
 
 
 
@@ -64,9 +66,11 @@ class Surface:
     """The response surface behind the relations, in standardised units.
 
     ``log L = log(E + sum_k A_k exp(-alpha_k x_k)) + gamma(choices, x) + log(1 + q)``, with
-    ``q = (t - a - B x)' H (t - a - B x)`` the excess loss of params ``t`` away from their
-    optimum ``a + B x`` (``H = R R'`` positive definite), ``gamma`` a linear-in-x offset per
-    non-reference choice. ``x`` and ``t`` are centred and scaled by the observed spread here;
+    ``q = d' H d`` the excess loss of params ``t`` away from their optimum ``a + B x``, with
+    ``d = (t - a - B x) * exp(sign(t - a - B x) * sigma / 2)`` (``H = R R'`` positive definite,
+    ``sigma`` the log ratio of each param's curvatures above and below its optimum), ``gamma`` a
+    linear-in-x offset per non-reference choice. The coefficients are, in order, the loss law,
+    ``a``, ``B``, ``R``'s lower triangle (log diagonal), ``gamma``'s and ``sigma``. ``x`` and ``t`` are centred and scaled by the observed spread here;
     the loss law is kept in raw log scales.
     """
 
@@ -78,11 +82,12 @@ class Surface:
     p: int
     n_choices: tuple[int, ...]
     flat: tuple[bool, ...] = ()  # axes the runs do not vary: no exponent is learnt along them
+    sided: bool = True  # False: a symmetric bowl (sigma = 0, no coefficients for it)
 
     @property
     def sizes(self) -> list[int]:
         k, p = self.k, self.p
-        return [1 + 2 * k, p, p * k, p * (p + 1) // 2, sum(c - 1 for c in self.n_choices) * (k + 1)]
+        return [1 + 2 * k, p, p * k, p * (p + 1) // 2, sum(c - 1 for c in self.n_choices) * (k + 1), p if self.sided else 0]
 
     def split(self, theta: np.ndarray) -> list[np.ndarray]:
         return np.split(theta, np.cumsum(self.sizes)[:-1])
@@ -106,13 +111,24 @@ class Surface:
                 row += 1
         return out
 
+    def distances(self, theta: np.ndarray, x: np.ndarray, T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`n x p` distances ``d`` from the optimum (standardised, each side scaled by its
+        curvature; see the class) and `n x p` the side factors ``exp(+-sigma / 2)``."""
+        _, a, B, _, _, sigma = self.split(theta)
+        xs = (x - self.x_mean) / self.x_std
+        D = (T - self.t_mean) / self.t_std - (a[None, :] + xs @ B.reshape(self.p, self.k).T)
+        if not self.sided:
+            return D, np.ones_like(D)
+        e = np.exp(np.where(D > 0, 0.5, -0.5) * sigma[None, :])
+        return D * e, e
+
     def log_loss(self, theta: np.ndarray, x: np.ndarray, T: np.ndarray, choice: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Predicted log loss and excess ``q`` for `n x k` log scales, `n x p` T, `n x c` choices."""
-        law, a, B, r, g = self.split(theta)
+        law, _, _, r, g, _ = self.split(theta)
         xs = (x - self.x_mean) / self.x_std
         base = np.log(np.maximum(loss_law_value(law, x), 1e-300))
         if self.p:
-            D = (T - self.t_mean) / self.t_std - (a[None, :] + xs @ B.reshape(self.p, self.k).T)
+            D, _ = self.distances(theta, x, T)
             q = np.einsum("ni,ij,nj->n", D, self.H(r), D)
         else:
             q = np.zeros(x.shape[0])
@@ -120,14 +136,14 @@ class Surface:
 
     def jacobian(self, theta: np.ndarray, x: np.ndarray, T: np.ndarray, choice: np.ndarray) -> np.ndarray:
         """`n x len(theta)` derivatives of :meth:`log_loss` (its first output) by ``theta``."""
-        law, a, B, r, g = self.split(theta)
+        law, _, _, r, _, _ = self.split(theta)
         k, p, n = self.k, self.p, x.shape[0]
         xs = (x - self.x_mean) / self.x_std
         terms = np.exp(law[1:1 + k][None, :] - law[1 + k:][None, :] * x)  # n x k
         base = np.maximum(law[0] + terms.sum(axis=1), 1e-300)
         parts = [1.0 / base[:, None], terms / base[:, None], -x * terms / base[:, None]]
         if p:
-            D = (T - self.t_mean) / self.t_std - (a[None, :] + xs @ B.reshape(p, k).T)
+            D, e = self.distances(theta, x, T)
             R = np.zeros((p, p))
             R[np.tril_indices(p)] = r
             diag = np.diag_indices(p)
@@ -136,13 +152,14 @@ class Surface:
             q = (v**2).sum(axis=1)
             HD = v @ R.T  # n x p
             scale = 1.0 / (1.0 + q)
-            d_a = -2.0 * HD * scale[:, None]
+            d_a = -2.0 * HD * e * scale[:, None]
             d_B = (d_a[:, :, None] * xs[:, None, :]).reshape(n, p * k)
             rows, cols = np.tril_indices(p)
             d_r = 2.0 * D[:, rows] * v[:, cols] * scale[:, None]
             d_r[:, rows == cols] *= R[rows[rows == cols], cols[rows == cols]]
+            d_sigma = HD * np.abs(D) * scale[:, None]  # d d_j / d sigma_j = |d_j| / 2 * sign
             parts += [d_a, d_B, d_r]
-        d_g = np.zeros((n, self.sizes[-1]))
+        d_g = np.zeros((n, self.sizes[4]))
         col = 0
         for j, c in enumerate(self.n_choices):
             for level in range(1, c):
@@ -151,11 +168,13 @@ class Surface:
                 d_g[m, col + 1:col + 1 + k] = xs[m]
                 col += k + 1
         parts.append(d_g)
+        if p and self.sided:
+            parts.append(d_sigma)
         return np.hstack(parts)
 
     def relation(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Raw relation coefficients: `p` intercepts and `p x k` slopes (t* = c + S log s)."""
-        _, a, B, _, _ = self.split(theta)
+        _, a, B, _, _, _ = self.split(theta)
         slopes = self.t_std[:, None] * B.reshape(self.p, self.k) / self.x_std[None, :]
         return self.t_mean + self.t_std * a - slopes @ self.x_mean, slopes
 
@@ -174,7 +193,7 @@ class Surface:
         r = np.zeros(self.p * (self.p + 1) // 2)
         rows, cols = np.tril_indices(self.p)
         r[rows == cols] = math.log(curvature)
-        return np.concatenate([law, a, B.ravel(), r, np.zeros(self.sizes[-1])])
+        return np.concatenate([law, a, B.ravel(), r, np.zeros(self.sizes[4]), np.zeros(self.sizes[5])])
 
 
 def _bowl_bounds(bowl: Surface, loss: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -192,25 +211,36 @@ def _bowl_bounds(bowl: Surface, loss: np.ndarray) -> tuple[np.ndarray, np.ndarra
     for i, flat in enumerate(bowl.flat):
         if flat:  # the loss law barely moves along an axis the runs never varied
             hi[1 + k + i] = 0.02 + 1e-6
+    if bowl.sizes[5]:  # the sides' curvatures within e^+-4 of each other
+        lo[-bowl.sizes[5]:], hi[-bowl.sizes[5]:] = -4.0, 4.0
     return lo, hi
 
 
 # The fit's robust scale (log loss), its second pass's focus on near-optimal runs (excess q) and
-# the widths of its priors on the optimum and its slope (standardised units); see _fit_bowl.
-F_SCALE, FOCUS, CENTER_PRIOR, SLOPE_PRIOR = 0.01, 0.005, 3.0, 10.0
+# the widths of its priors on the optimum, its slope (standardised units) and the log ratio of
+# the curvatures on the two sides of the optimum; see _fit_bowl.
+F_SCALE, FOCUS, CENTER_PRIOR, SLOPE_PRIOR, SIDE_PRIOR = 0.01, 0.005, 3.0, 10.0, 1.0
 
 
-def _prior_scale(bowl: Surface, f_scale: float, center_prior: float, slope_prior: float) -> np.ndarray:
+def _prior_index(bowl: Surface, n_theta: int) -> np.ndarray:
+    """The coefficients the priors hold: the optimum ``a``, its slopes ``B`` and ``sigma``."""
+    a_start = bowl.sizes[0]
+    n_sides = bowl.sizes[5]
+    return np.concatenate([a_start + np.arange(bowl.sizes[1] + bowl.sizes[2]), n_theta - n_sides + np.arange(n_sides)])
+
+
+def _prior_scale(bowl: Surface, f_scale: float, center_prior: float, slope_prior: float,
+                 side_prior: float = SIDE_PRIOR) -> np.ndarray:
     return np.concatenate([np.full(bowl.sizes[1], f_scale / center_prior),
-                           np.full(bowl.sizes[2], f_scale / slope_prior)])
+                           np.full(bowl.sizes[2], f_scale / slope_prior),
+                           np.full(bowl.sizes[5], f_scale / side_prior)])
 
 
 def prior_information(bowl: Surface, n_theta: int) -> np.ndarray:
-    """``P'P`` of the fit's prior residuals (on the optimum and its slopes), `n_theta` square."""
-    a_start = bowl.sizes[0]
+    """``P'P`` of the fit's prior residuals (on the optimum, its slopes and sides), `n_theta` square."""
     scale = _prior_scale(bowl, F_SCALE, CENTER_PRIOR, SLOPE_PRIOR)
     out = np.zeros((n_theta, n_theta))
-    idx = a_start + np.arange(scale.size)
+    idx = _prior_index(bowl, n_theta)
     out[idx, idx] = scale**2
     return out
 
@@ -237,7 +267,9 @@ def _fit_bowl(bowl: Surface, runs: Runs, theta0: np.ndarray, *, rows: np.ndarray
     runs far from their optimum weigh less, the priors as much as before), so where the runs pin the bowl
     down (a curved loss, runs on both sides of the optimum) the data outweigh it many times; where
     the loss is nearly flat in a param, or one bootstrap resample leaves one side empty, it stops
-    the optimum from running off to wherever a sharp, distant bowl fits the few runs best.
+    the optimum from running off to wherever a sharp, distant bowl fits the few runs best. The log
+    ratio of the two sides' curvatures has a prior of width ``SIDE_PRIOR`` (a ratio of ~e either
+    way weighs like one such misfit run), so a side with no run on it does not fit as a wall.
     """
     from scipy.optimize import least_squares
 
@@ -245,16 +277,16 @@ def _fit_bowl(bowl: Surface, runs: Runs, theta0: np.ndarray, *, rows: np.ndarray
     x, T, C, ly = runs.x[rows], runs.T[rows], runs.choice[rows], np.log(runs.loss[rows])
     lo, hi = _bowl_bounds(bowl, runs.loss)
     theta = np.clip(theta0, lo + 1e-9, hi - 1e-9)
-    # Prior residuals f_scale * a / center_prior and f_scale * B / slope_prior (a, B standardised).
-    a_start = bowl.sizes[0]
-    n_prior = bowl.sizes[1] + bowl.sizes[2]
+    # Prior residuals f_scale * a / center_prior, f_scale * B / slope_prior (a, B standardised)
+    # and f_scale * sigma / SIDE_PRIOR.
+    idx = _prior_index(bowl, theta.size)
     prior_scale = _prior_scale(bowl, f_scale, center_prior, slope_prior)
-    prior_jac = np.zeros((n_prior, theta.size))
-    prior_jac[np.arange(n_prior), a_start + np.arange(n_prior)] = prior_scale
+    prior_jac = np.zeros((idx.size, theta.size))
+    prior_jac[np.arange(idx.size), idx] = prior_scale
     w = np.ones(len(rows))
     for _ in range(2):
         def resid(th: np.ndarray, w: np.ndarray = w) -> np.ndarray:
-            prior = th[a_start:a_start + n_prior] * prior_scale
+            prior = th[idx] * prior_scale
             return np.concatenate([(bowl.log_loss(th, x, T, C)[0] - ly) * w, prior])
 
         def jac(th: np.ndarray, w: np.ndarray = w) -> np.ndarray:
@@ -374,22 +406,23 @@ class SurfaceFit:
         order) at `m x k` log scales, relative to its param's first choice."""
         s = self.surface
         xs = (log_scales - s.x_mean) / s.x_std
-        g = s.split(self.theta)[-1].reshape(-1, s.k + 1)
+        g = s.split(self.theta)[4].reshape(-1, s.k + 1)
         return float((g[row, 0] + xs @ g[row, 1:]).mean())
 
 
 def fit_surface(runs: Runs, *, axes: Sequence[str], n_choices: Sequence[int], n_bootstrap: int,
-                seed: int) -> SurfaceFit:
+                seed: int, sided: bool = True) -> SurfaceFit:
     """Fit the response surface to the runs, with ``n_bootstrap`` refits for the uncertainties.
 
-    Axes the runs vary by less than a factor 1.5 are held constant (with a warning).
+    Axes the runs vary by less than a factor 1.5 are held constant (with a warning). ``sided=False``
+    fits a symmetric bowl (the same curvature on both sides of each optimum).
     """
     k = len(axes)
     runs, flat = _flatten_narrow_axes(axes, runs)
     bowl = Surface(
         x_mean=runs.x.mean(axis=0), x_std=np.where(flat, 1.0, runs.x.std(axis=0)),
         t_mean=runs.T.mean(axis=0), t_std=np.maximum(runs.T.std(axis=0), 1e-9),
-        k=k, p=runs.T.shape[1], n_choices=tuple(n_choices), flat=tuple(bool(f) for f in flat),
+        k=k, p=runs.T.shape[1], n_choices=tuple(n_choices), flat=tuple(bool(f) for f in flat), sided=sided,
     )
     # Start the loss law from the lower envelope: the best run at each scale (quantile by scale bin).
     start_law = fit_loss_law(*_lower_envelope(runs), axes=axes, n_bootstrap=0, robust=False)
@@ -397,14 +430,19 @@ def fit_surface(runs: Runs, *, axes: Sequence[str], n_choices: Sequence[int], n_
     for i in np.flatnonzero(flat):  # move the exponent to its floor, keeping the term's value
         law0[1 + i] += (0.02 - law0[1 + k + i]) * bowl.x_mean[i]
         law0[1 + k + i] = 0.02
-    # A few starts; keep the fit with the lowest robust misfit.
+    # A few starts of the symmetric bowl; keep the fit with the lowest robust misfit. The lopsided
+    # valley starts from it (sides equal): started cold, its extra freedom can lead the fit to
+    # another, far worse local optimum (on one landscape an lr exponent of -2.4 against -0.7).
+    sym = dataclasses.replace(bowl, sided=False)
     best_cost, theta = math.inf, None
     for curvature, trend in ((0.3, True), (0.3, False), (1.0, True)):
-        th = _fit_bowl(bowl, runs, bowl.start(runs, law0, curvature=curvature, trend=trend))
-        cost = _misfit(bowl, runs, th)
+        th = _fit_bowl(sym, runs, sym.start(runs, law0, curvature=curvature, trend=trend))
+        cost = _misfit(sym, runs, th)
         if cost < best_cost:
             best_cost, theta = cost, th
     assert theta is not None
+    if sided:
+        theta = _fit_bowl(bowl, runs, np.concatenate([theta, np.zeros(bowl.sizes[5])]))
 
     rng = np.random.default_rng(seed)
     n = runs.x.shape[0]
