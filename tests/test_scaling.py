@@ -475,7 +475,7 @@ def test_an_exponent_of_undetermined_sign_is_said_so_and_widens_the_interval_bey
     within, beyond = law.predict(n_params=1e5, tokens=1e6), law.predict(n_params=1e5, tokens=1e8)
     assert any("tokens" in n and "do not determine which way" in n for n in within.notes)
     width = [math.log(p.intervals["lr"][1] / p.intervals["lr"][0]) for p in (within, beyond)]
-    assert width[1] > 1.5 * width[0]
+    assert width[1] > 1.3 * width[0]  # (both also carry the spread between the two surfaces)
     curves = relation_curves(law)[0]
     assert [c.determined for c in curves] == [True, True]
     assert [c.uncertain for c in curves] == [False, True]

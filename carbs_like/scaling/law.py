@@ -27,8 +27,8 @@ than halving it), and ``gamma`` a loss factor per choice that may drift with sca
 surface and a symmetric bowl (sigma = 0) compete by cross-validation along scale (below; without
 groups of runs, by their error on the runs at the largest scales, refitted without them): on the
 real dense grids thinned to 10 random runs per grid, where only the surface can be fitted, the
-choice halves the symmetric bowl's gap (``benchmarks/scaling_real.py --scattered 3``). This is a second-order (response-surface) model of
-the loss around a moving optimum: every run informs it, and the near-optimal runs most (a second
+choice halves the symmetric bowl's gap (``benchmarks/scaling_real.py --scattered 3``).
+This is a second-order (response-surface) model of the loss around a moving optimum: every run informs it, and the near-optimal runs most (a second
 pass weights runs by ``1 / sqrt(1 + q / 0.005)``, since a quadratic bowl is a local description:
 the loss is not symmetric about its optimum, and on the demo's runs a bowl fitted with weights
 ``1 / sqrt(1 + q / 0.05)`` centred lr at half the value of the best runs at the largest size). It
@@ -398,7 +398,13 @@ def _fit(space: SearchSpace, data: ObservedData, *, n_bootstrap: int, seed: int)
                       sided=sided)
     flat = fit.flat
     k = len(space.scaling)
-    relations = _relations(space, runs, fit, relation_params, chosen)
+    other = None
+    if chosen is None or chosen.estimator == "surface":
+        with warnings.catch_warnings():  # the main fit has said everything about the runs already
+            warnings.simplefilter("ignore")
+            other = fit_surface(runs, axes=space.scaling, n_choices=choice_sizes, n_bootstrap=0, seed=seed,
+                                sided=not sided)
+    relations = _relations(space, runs, fit, relation_params, chosen, other)
     groups = chosen.optima if chosen is not None and len(chosen.optima) > 2 + 2 * k else ()
     held = held_out_loss_error(runs, axes=space.scaling, n_choices=choice_sizes, seed=seed, optima=groups)
     x_fit = runs.x.copy()  # the log scales as fitted: axes the runs barely vary held at their mean
@@ -449,8 +455,10 @@ def _with_model_error(loss_law: LossLaw, fit: Any, runs: Runs, x_fit: np.ndarray
                                center=tuple(float(v) for v in runs.x.mean(axis=0)))
 
 
-def _relations(space: SearchSpace, runs: Runs, fit, relation_params: list[str], chosen: Any) -> dict[str, Relation]:
-    """The relations from the estimator that proposes better for held-out scales (see select.py)."""
+def _relations(space: SearchSpace, runs: Runs, fit, relation_params: list[str], chosen: Any,
+               other: Any = None) -> dict[str, Relation]:
+    """The relations from the estimator that proposes better for held-out scales (see select.py);
+    for the surface, its difference to ``other`` (the surface not chosen) enters the covariance."""
     k = len(space.scaling)
     relations = {}
     for j, name in enumerate(relation_params):
@@ -498,6 +506,9 @@ def _relations(space: SearchSpace, runs: Runs, fit, relation_params: list[str], 
             held = tuple(space.scaling)
         else:
             uncertain, notes = _undetermined(name, space.scaling, slopes, cov)
+            if other is not None:
+                delta = np.concatenate([[other.intercepts[j] - fit.intercepts[j]], other.slopes[j] - fit.slopes[j]])
+                cov = np.atleast_2d(cov) + np.outer(delta, delta)
         relations[name] = Relation(
             param=name, axes=tuple(space.scaling), intercept=intercept,
             slopes=tuple(float(v) for v in slopes),
