@@ -20,22 +20,21 @@ All of them are fitted jointly to the successful runs, as one response surface:
     q = d' H d,    d_j = (t_j - t*_j(s)) exp(+-sigma_j / 2),    t*(s) = a + B log s,
 
 where ``t`` are the transformed values of the numeric params, ``t*(s)`` their optimum at scale s
-(the relations), ``H`` a positive-definite curvature (how fast the loss rises away from the
-optimum, with the interactions between params, e.g. lr x weight decay), ``sigma_j`` the log ratio
-of the curvatures above and below the optimum (real valleys are lopsided: doubling lr costs more
-than halving it), and ``gamma`` a loss factor per choice that may drift with scale. The lopsided
-surface and a symmetric bowl (sigma = 0) compete by cross-validation along scale (below; without
-groups of runs, by their error on the runs at the largest scales, refitted without them): on the
-real dense grids thinned to 10 random runs per grid, where only the surface can be fitted, the
-choice halves the symmetric bowl's gap (``benchmarks/scaling_real.py --scattered 3``).
-This is a second-order (response-surface) model of the loss around a moving optimum: every run informs it, and the near-optimal runs most (a second
-pass weights runs by ``1 / sqrt(1 + q / 0.005)``, since a quadratic bowl is a local description:
-the loss is not symmetric about its optimum, and on the demo's runs a bowl fitted with weights
-``1 / sqrt(1 + q / 0.05)`` centred lr at half the value of the best runs at the largest size). It
-is fitted by robust least squares (soft-L1 on the log loss, so a few outliers barely pull), with
-weak priors that keep the optimum near the runs; uncertainties come from refits on bootstrap
-resamples of the runs. Failed runs carry no loss and are left out of the surface (the per-scale
-optima below use them).
+(the relations), ``H`` a positive-definite curvature (how fast the loss rises away from the optimum,
+with the interactions between params, e.g. lr x weight decay), ``sigma_j`` the log ratio of the
+curvatures above and below the optimum (real valleys are lopsided: doubling lr costs more than
+halving it), and ``gamma`` a loss factor per choice that may drift with scale. The lopsided surface
+and a symmetric bowl (sigma = 0) compete by cross-validation along scale (below; without groups of
+runs, by their error on the runs at the largest scales, refitted without them): on real dense grids
+thinned to 10 runs each it halves the symmetric bowl's gap (``scaling_real.py --scattered 3``).
+This is a second-order (response-surface) model of the loss around a moving optimum: every run
+informs it, and the near-optimal runs most (a second pass weights runs by ``1 / sqrt(1 + q / 0.005)``,
+since a quadratic bowl is a local description: the loss is not symmetric about its optimum, and on
+the demo's runs a bowl fitted with weights ``1 / sqrt(1 + q / 0.05)`` centred lr at
+half the value of the best runs at the largest size). It is fitted by robust least squares (soft-L1
+on the log loss, so a few outliers barely pull), with weak priors that keep the optimum near the
+runs; uncertainties come from refits on bootstrap resamples of the runs. Failed runs carry no loss
+and are left out of the surface (the per-scale optima below use them).
 
 Where the runs come in sweeps (groups of runs at the same scale, e.g. a full lr x batch grid at
 each (N, D)), a second estimator competes for the relations (:mod:`~carbs_like.scaling.optima`):

@@ -12,12 +12,12 @@ Two estimators of the relations compete:
   each size) and then follows an asymmetric, partly diverging valley much more closely.
 
 Neither is right everywhere, so the runs decide: the groups at the largest scales (a quarter of
-them, at least two) are held out, both estimators are refitted on the rest, and each proposes
-for the held-out scales; the one whose proposals lie lower in the held-out groups' own local
-valleys wins. With too few groups (runs scattered over many scales, as in a tuner's own search)
-the surface is used, and the two surfaces are compared by how well they predict the losses of
-the runs at the largest quarter of scales, refitted without them. :func:`held_out_loss_error` measures the loss law's error the same way, for
-both layouts.
+them, at least two) are held out, the estimators are refitted on the rest, and each proposes for
+the held-out scales; the one whose proposals lie lower in the held-out groups' own local valleys
+wins. With too few groups (runs scattered over many scales, as in a tuner's own search) the surface
+is used, and the two surfaces are compared by how well they predict the losses of the runs at the
+largest quarter of scales, refitted without them. :func:`held_out_loss_error` measures the loss
+law's error the same way, for both layouts.
 
 Everything here works on numpy arrays in the units of the laws; no param names.
 """

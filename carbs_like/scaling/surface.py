@@ -66,12 +66,12 @@ class Surface:
     """The response surface behind the relations, in standardised units.
 
     ``log L = log(E + sum_k A_k exp(-alpha_k x_k)) + gamma(choices, x) + log(1 + q)``, with
-    ``q = d' H d`` the excess loss of params ``t`` away from their optimum ``a + B x``, with
+    ``q = d' H d`` the excess loss of params ``t`` away from their optimum ``a + B x``, where
     ``d = (t - a - B x) * exp(sign(t - a - B x) * sigma / 2)`` (``H = R R'`` positive definite,
     ``sigma`` the log ratio of each param's curvatures above and below its optimum), ``gamma`` a
     linear-in-x offset per non-reference choice. The coefficients are, in order, the loss law,
-    ``a``, ``B``, ``R``'s lower triangle (log diagonal), ``gamma``'s and ``sigma``. ``x`` and ``t`` are centred and scaled by the observed spread here;
-    the loss law is kept in raw log scales.
+    ``a``, ``B``, ``R``'s lower triangle (log diagonal), ``gamma``'s and ``sigma``. ``x`` and
+    ``t`` are centred and scaled by the observed spread here; the loss law is in raw log scales.
     """
 
     x_mean: np.ndarray
