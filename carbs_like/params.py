@@ -243,7 +243,7 @@ class _NumericParam(Param):
         it runs past (``"min=..."``, ``"max=..."``).
 
         Within the bounds the ends are rounded values (as :meth:`from_transformed`). An end past a
-        bound is not clamped: clamping both ends made the interval of a relation that runs past a
+        bound is neither clamped nor rounded: clamping both ends made the interval of a relation that runs past a
         bound zero-width there (``[max, max]``), certain of a value the runs do not support. The
         result is the hull of the clamped and the unclamped interval, so it holds both the best
         value within the bounds (the clamped proposal) and the relation's optimum beyond them.
@@ -256,7 +256,7 @@ class _NumericParam(Param):
                 raw = float(self.untransform(t))
                 side = "min" if self.min is not None and raw < self.min else "max"
                 beyond.append(f"{side}={getattr(self, side)!r}")
-                ends.append(round(raw) if self.integer else raw)
+                ends.append(raw)  # unrounded: an integer param's 0.3 says "below its min of 2" better than 0
         return min(ends), max(ends), sorted(set(beyond), reverse=True)
 
     def _round_values(self, x: Tensor) -> Tensor:
