@@ -128,7 +128,8 @@ class ScalingLaw:
         held: `k` log scales at which axes the runs barely varied are held (NaN for the others;
             empty: none held).
         curvature_matrix: `p x p` the loss's curvature around the optimum in transformed units
-            (the response surface's), behind :meth:`predict_loss`.
+            (the response surface's), behind :meth:`predict_loss`; ``curvature_sides`` the log
+            ratio of each param's curvature above its optimum to below it (0: symmetric).
     """
 
     space: SearchSpace
@@ -140,6 +141,7 @@ class ScalingLaw:
     evidence: Evidence = field(repr=False)
     held: tuple[float, ...] = ()
     curvature_matrix: tuple[tuple[float, ...], ...] = ()
+    curvature_sides: tuple[float, ...] = ()
 
     # --- fitting ------------------------------------------------------------------------------
     @classmethod
@@ -280,7 +282,7 @@ class ScalingLaw:
     def predict_loss(self, configs: "Sequence[Mapping[str, Any]]", *, level: float = 0.9) -> "pd.DataFrame":
         """Predicted loss of any configs at any scale (a what-if): the loss law at each config's
         scale, times ``1 + d' H d`` for its distance ``d`` (transformed units) from the relations'
-        optimum there, times its choices' loss factors (:attr:`choice_scores`).
+        optimum there (each side scaled by its own curvature, as the surface has it), times its choices' loss factors (:attr:`choice_scores`).
 
         Args:
             configs: full configs (plain dicts); scaling values may lie beyond the searched bounds.
@@ -302,6 +304,8 @@ class ScalingLaw:
             x, _ = self._log_scales({s: config[s] for s in self.space.scaling}, None, {})
             d = np.array([float(self.space[name].transform(float(config[name]))) - float(rel(x[None, :])[0][0])
                           for name, rel in self.relations.items()])
+            if self.curvature_sides:  # each side of the optimum its own curvature
+                d = d * np.exp(np.where(d > 0, 0.5, -0.5) * np.asarray(self.curvature_sides))
             factor = 1.0 + float(d @ H @ d) if H.size else 1.0
             for name, scores in self.choice_scores.items():
                 f = scores.get(config[name], math.nan)
@@ -423,15 +427,8 @@ def _fit(space: SearchSpace, data: ObservedData, *, n_bootstrap: int, seed: int)
                       loss_law=_with_model_error(fit.loss_law, fit, runs, x_fit, chosen, held),
                       cost_law=cost_law, evidence=evidence,
                       held=tuple(float(m) if f else math.nan for m, f in zip(x_fit.mean(axis=0), flat)),
-                      curvature_matrix=_curvature_matrix(fit))
-
-
-def _curvature_matrix(fit) -> tuple[tuple[float, ...], ...]:
-    s = fit.surface
-    if not s.p:
-        return ()
-    H = s.H(s.split(fit.theta)[3]) / np.outer(s.t_std, s.t_std)
-    return tuple(tuple(float(v) for v in row) for row in H)
+                      curvature_matrix=tuple(tuple(float(v) for v in row) for row in fit.curvature_matrix),
+                      curvature_sides=tuple(float(v) for v in fit.sides))
 
 
 def _with_model_error(loss_law: LossLaw, fit: Any, runs: Runs, x_fit: np.ndarray, chosen: Any,

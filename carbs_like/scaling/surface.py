@@ -387,6 +387,8 @@ class SurfaceFit:
         loss_law: the loss law along the optimum, with its bootstrap refits.
         excess: `n` each run's fitted relative loss excess ``q`` over the best at its scale.
         flat: `k` axes the runs barely vary (held constant: no slope is learnt along them).
+        curvature_matrix: `p x p` the bowl's ``H`` in transformed units.
+        sides: `p` log ratios ``sigma`` of the curvatures above and below each optimum (0: symmetric).
         surface, theta, samples: the fitted surface and its coefficients (for diagnostics).
     """
 
@@ -400,6 +402,8 @@ class SurfaceFit:
     loss_law: LossLaw
     excess: np.ndarray
     flat: np.ndarray
+    curvature_matrix: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 0)))
+    sides: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
 
     def choice_offset(self, row: int, log_scales: np.ndarray) -> float:
         """The mean log-loss offset of non-reference choice ``row`` (over all ChoiceParams, in
@@ -467,5 +471,6 @@ def fit_surface(runs: Runs, *, axes: Sequence[str], n_choices: Sequence[int], n_
     return SurfaceFit(
         surface=bowl, theta=theta, samples=samples, intercepts=intercepts, slopes=slopes,
         coefficients=coefficients, curvature=np.diag(H).copy(), loss_law=loss_law,
-        excess=bowl.log_loss(theta, runs.x, runs.T, runs.choice)[1], flat=flat,
+        excess=bowl.log_loss(theta, runs.x, runs.T, runs.choice)[1], flat=flat, curvature_matrix=H,
+        sides=bowl.split(theta)[5] if bowl.sided else np.zeros(bowl.p),
     )
